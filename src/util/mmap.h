@@ -1,0 +1,45 @@
+// Read-only memory mapping of a whole file.
+//
+// Weights are never copied: tensors are views into the mapping, so resident memory follows
+// what is touched. Every live mapping is registered by (device, inode), which lets writers
+// refuse to replace a file that is still being read (see is_mapped()).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <span>
+
+namespace qllm {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Throws FormatError naming the path if it cannot be opened or mapped.
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  std::size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  // Hints the kernel to read ahead (weights about to be streamed) or to keep pages.
+  void advise_sequential() const;
+  void advise_willneed() const;
+
+ private:
+  void release();
+
+  std::filesystem::path path_;
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+  unsigned long dev_ = 0, ino_ = 0;
+};
+
+// True if `path` names a file this process has mapped (same device and inode).
+bool is_mapped(const std::filesystem::path& path);
+
+}  // namespace qllm
