@@ -1,0 +1,72 @@
+// A persistent pool of worker threads for data-parallel loops.
+//
+// parallel_for(n, fn) splits [0, n) into one contiguous chunk per thread (the caller runs the
+// first chunk) and returns when all are done. Workers spin briefly before sleeping, because a
+// decode step issues hundreds of loops of a few microseconds each and a sleeping wake-up costs
+// more than the work. Calls never allocate: the callable is passed by reference.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qllm {
+
+class ThreadPool {
+ public:
+  // n_threads <= 0 means the number of online cores.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(begin, end) on disjoint chunks covering [0, n), one chunk per thread (fewer if n is
+  // small). Chunk boundaries are multiples of `align` (except the last) so kernels can split on
+  // block boundaries.
+  template <typename Fn>
+  void parallel_for(int64_t n, Fn&& fn, int64_t align = 1) {
+    run(n, align, &invoke<std::remove_reference_t<Fn>>, &fn);
+  }
+
+  // Calls fn(thread_index) once on each of size() threads.
+  template <typename Fn>
+  void for_each_thread(Fn&& fn) {
+    parallel_for(n_threads_, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(static_cast<int>(i));
+    });
+  }
+
+  // The process-wide pool; its size comes from QLLM_THREADS or the core count.
+  static ThreadPool& global();
+  // Resizes the global pool (e.g. from a -t option); call before heavy use.
+  static void set_global_threads(int n_threads);
+
+ private:
+  using Thunk = void (*)(void* fn, int64_t begin, int64_t end);
+  template <typename Fn>
+  static void invoke(void* fn, int64_t b, int64_t e) {
+    (*static_cast<Fn*>(fn))(b, e);
+  }
+  void run(int64_t n, int64_t align, Thunk thunk, void* fn);
+  void worker(int index);
+  void chunk(int index, int64_t* begin, int64_t* end) const;
+
+  int n_threads_ = 1;
+  std::vector<std::thread> threads_;
+  // The current job; published by bumping generation_.
+  Thunk thunk_ = nullptr;
+  void* fn_ = nullptr;
+  int64_t n_ = 0, align_ = 1;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+}  // namespace qllm
