@@ -22,10 +22,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Python references for the interoperability tests (safetensors' own reader and writer).
+# Python references for the interoperability tests (safetensors' own reader and writer,
+# huggingface_hub's shard splitting, ml_dtypes' bfloat16/float8 casts).
 # The tests skip, saying so, if these cannot be installed.
-if ! python3 -c "import safetensors, numpy" 2>/dev/null; then
-  python3 -m pip install -q safetensors numpy 2>/dev/null ||
-    python3 -m pip install -q --break-system-packages safetensors numpy ||
+py_refs=(safetensors numpy ml_dtypes huggingface_hub)
+if ! python3 -c "import safetensors, numpy, ml_dtypes, huggingface_hub" 2>/dev/null; then
+  python3 -m pip install -q "${py_refs[@]}" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "${py_refs[@]}" ||
     echo "setup: could not install safetensors/numpy for Python; those tests will skip" >&2
 fi

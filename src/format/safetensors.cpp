@@ -35,11 +35,19 @@ uint64_t read_u64_le(const std::byte* p) {
   return v;
 }
 
+// A valid header nests three deep (header, tensor entry, shape). Deeper input is refused while
+// parsing: printing a deeply nested value in an error message (json::dump recurses) would
+// overflow the stack.
+constexpr int kMaxHeaderDepth = 8;
+
 // Parses JSON while rejecting duplicate top-level keys, which nlohmann would silently merge.
 json parse_header_json(const std::filesystem::path& path, std::string_view text) {
   std::set<std::string> seen;
   std::string duplicate;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth > kMaxHeaderDepth)
+      fail(path, "header nests deeper than {} levels (not a safetensors header)", kMaxHeaderDepth);
     if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
       std::string k = parsed.get<std::string>();
       if (!seen.insert(k).second) duplicate = k;
@@ -53,11 +61,18 @@ json parse_header_json(const std::filesystem::path& path, std::string_view text)
   return j;
 }
 
+// A JSON value for an error message, cut short: the header may hold megabytes of it.
+std::string brief(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
 uint64_t as_u64(const std::filesystem::path& path, const std::string& name, const json& v,
                 const char* what) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
-  fail(path, "tensor '{}': {} must be a non-negative integer (got {})", name, what, v.dump());
+  fail(path, "tensor '{}': {} must be a non-negative integer (got {})", name, what, brief(v));
 }
 
 }  // namespace
@@ -70,7 +85,7 @@ ParsedHeader parse_safetensors_header(const std::filesystem::path& path, std::st
     if (name == "__metadata__") {
       if (!v.is_object()) fail(path, "__metadata__ must be an object of strings");
       for (auto& [k, s] : v.items()) {
-        if (!s.is_string()) fail(path, "__metadata__ '{}' must be a string (got {})", k, s.dump());
+        if (!s.is_string()) fail(path, "__metadata__ '{}' must be a string (got {})", k, brief(s));
         out.metadata[k] = s.get<std::string>();
       }
       continue;
@@ -94,12 +109,12 @@ ParsedHeader parse_safetensors_header(const std::filesystem::path& path, std::st
     for (const json& dim : shape) {
       uint64_t n = as_u64(path, name, dim, "shape dimension");
       if (n > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, n, &numel))
-        fail(path, "tensor '{}': shape {} overflows the element count", name, shape.dump());
+        fail(path, "tensor '{}': shape {} overflows the element count", name, brief(shape));
       d.shape.push_back(static_cast<int64_t>(n));
     }
     uint64_t nbytes;
     if (__builtin_mul_overflow(numel, dtype_size(d.dtype), &nbytes))
-      fail(path, "tensor '{}': shape {} overflows the byte size", name, shape.dump());
+      fail(path, "tensor '{}': shape {} overflows the byte size", name, brief(shape));
 
     const json& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2)
@@ -110,7 +125,7 @@ ParsedHeader parse_safetensors_header(const std::filesystem::path& path, std::st
       fail(path, "tensor '{}': data_offsets end {} is before begin {}", name, d.end, d.begin);
     if (d.end - d.begin != nbytes)
       fail(path, "tensor '{}': byte range does not match shape {} of {} (expected {} bytes, got {})",
-           name, shape.dump(), dtype_name(d.dtype), nbytes, d.end - d.begin);
+           name, brief(shape), dtype_name(d.dtype), nbytes, d.end - d.begin);
     if (d.end > data_size)
       fail(path, "tensor '{}': data_offsets [{}, {}] run past the data section (expected end <= "
                  "{}, got {}; truncated file?)", name, d.begin, d.end, data_size, d.end);
@@ -199,8 +214,9 @@ TensorSet TensorSet::open(const std::filesystem::path& path) {
   std::error_code ec;
   fs::path index_path, single_path;
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / "model.safetensors.index.json")) index_path = path / "model.safetensors.index.json";
-    else if (fs::exists(path / "model.safetensors")) single_path = path / "model.safetensors";
+    // transformers' from_pretrained looks for model.safetensors before the index.
+    if (fs::exists(path / "model.safetensors")) single_path = path / "model.safetensors";
+    else if (fs::exists(path / "model.safetensors.index.json")) index_path = path / "model.safetensors.index.json";
     else
       fail(path, "no weights (expected model.safetensors or model.safetensors.index.json)");
   } else if (path.string().ends_with(".json")) {

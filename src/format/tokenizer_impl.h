@@ -146,8 +146,11 @@ const TokenRegex& gpt2_regex();
 // BPE of one word, appended to `out`.
 void bpe_encode(const TokenizerData& d, std::string_view word, std::vector<int32_t>& out);
 
-// Runs the decoder chain over token strings and concatenates the result: raw bytes.
-std::string run_decoders(const TokenizerData& d, std::vector<std::string> tokens);
+// Runs the decoder chain over token strings and concatenates the result. With `raw`, byte
+// fallback runs stay bytes even when they are not valid UTF-8 (a streaming decoder may be
+// in the middle of a character); without, each byte of an invalid run becomes U+FFFD, as in
+// the reference.
+std::string run_decoders(const TokenizerData& d, std::vector<std::string> tokens, bool raw);
 
 // Loading (tokenizer_json.cpp).
 std::shared_ptr<TokenizerData> load_tokenizer_data(const std::filesystem::path& model_dir);

@@ -9,6 +9,8 @@
 //                 (n_groups = n_out * n_in / group_size, group g = o * (n_in/group_size) + i/group_size):
 //                 packed row p, bit field k holds Q[p + k * rows_packed], rows_packed = ceil(n_groups / (8/bits))
 //                 W = scale[g] * q - shift[g]
+//                 After kernels/cpu/prepare.h repacks it (`layout` RowChunked), the same values are
+//                 row-major in SIMD-friendly chunks; see prepare.h.
 // Scales and shifts are small, so they are widened to f32 once at load time. `owned` holds data
 // that had to be copied or repacked; `data` then points into it.
 #pragma once
@@ -22,12 +24,16 @@
 
 namespace qllm {
 
+// Arrangement of QInt4/QInt2 `data`: as on disk, or repacked for the CPU kernels.
+enum class Layout : uint8_t { QuantoPlanar, RowChunked };
+
 struct QTensor {
   QType qtype = QType::F32;
   int64_t n_out = 0, n_in = 0;
   bool transposed = false;          // float types only
   const std::byte* data = nullptr;
   int64_t group_size = 0;           // QInt4/QInt2: weights per group along n_in
+  Layout layout = Layout::QuantoPlanar;  // QInt4/QInt2 only
   std::vector<float> scale;         // QInt8/QFloat8: [n_out]; QInt4/QInt2: [n_groups]
   std::vector<float> shift;         // QInt4/QInt2: [n_groups]
   DType scale_dtype = DType::F32;   // dtype the scales were stored in (the model's dtype)

@@ -1,7 +1,9 @@
 // A persistent pool of worker threads for data-parallel loops.
 //
-// parallel_for(n, fn) splits [0, n) into one contiguous chunk per thread (the caller runs the
-// first chunk) and returns when all are done. Workers spin briefly before sleeping, because a
+// parallel_for(n, fn) splits [0, n) into one contiguous chunk per thread and returns when all
+// are done. Chunks are claimed, not assigned: the caller and the workers take the next
+// unclaimed chunk until none is left, so a worker that is slow to wake (or descheduled on a
+// busy machine) costs nothing but its share. Workers spin briefly before sleeping, because a
 // decode step issues hundreds of loops of a few microseconds each and a sleeping wake-up costs
 // more than the work. Calls never allocate: the callable is passed by reference.
 #pragma once
@@ -27,13 +29,13 @@ class ThreadPool {
 
   // Calls fn(begin, end) on disjoint chunks covering [0, n), one chunk per thread (fewer if n is
   // small). Chunk boundaries are multiples of `align` (except the last) so kernels can split on
-  // block boundaries.
+  // block boundaries. Not reentrant: fn must not call parallel_for on the same pool.
   template <typename Fn>
   void parallel_for(int64_t n, Fn&& fn, int64_t align = 1) {
     run(n, align, &invoke<std::remove_reference_t<Fn>>, &fn);
   }
 
-  // Calls fn(thread_index) once on each of size() threads.
+  // Calls fn(thread_index) once for each index in [0, size()), each on some pool thread.
   template <typename Fn>
   void for_each_thread(Fn&& fn) {
     parallel_for(n_threads_, [&](int64_t b, int64_t e) {
@@ -53,17 +55,24 @@ class ThreadPool {
     (*static_cast<Fn*>(fn))(b, e);
   }
   void run(int64_t n, int64_t align, Thunk thunk, void* fn);
-  void worker(int index);
+  void worker();
+  // Claims and runs chunks of job `gen` until none is left.
+  void work_on(uint64_t gen);
   void chunk(int index, int64_t* begin, int64_t* end) const;
 
+  // state_ = generation << kIndexBits | next unclaimed chunk. One word, so a claim (CAS) can
+  // only succeed for the job the claimer saw published.
+  static constexpr int kIndexBits = 20;
   int n_threads_ = 1;
   std::vector<std::thread> threads_;
-  // The current job; published by bumping generation_.
+  // The current job, written before state_ publishes its generation.
   Thunk thunk_ = nullptr;
   void* fn_ = nullptr;
   int64_t n_ = 0, align_ = 1;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  int n_chunks_ = 0;
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

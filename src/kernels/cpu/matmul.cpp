@@ -1,9 +1,71 @@
 #include "kernels/cpu/matmul.h"
 
+#include <vector>
+
+#include "util/error.h"
+
 namespace qllm {
+namespace {
+
+// Grow-only per-thread buffers for quantized activations: after warm-up a decode step does
+// no heap allocation.
+struct ActsBuffer {
+  std::vector<int8_t> q;
+  std::vector<float> lane_scale, offset, group_sum;
+};
+
+template <typename V>
+void grow(V& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+QuantizedActs quantize_for(const KernelTable& kt, const QTensor& w, const float* x, int64_t n_tok) {
+  thread_local ActsBuffer buf;
+  const int64_t n_in = w.n_in, stride = (n_in + 63) / 64 * 64;
+  grow(buf.q, static_cast<std::size_t>(n_tok * stride));
+  grow(buf.lane_scale, static_cast<std::size_t>(n_tok * stride / 4));
+  grow(buf.offset, static_cast<std::size_t>(n_tok));
+  kt.quantize_acts(x, n_tok, n_in, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
+  QuantizedActs a;
+  a.stride = stride;
+  a.q = buf.q.data();
+  a.lane_scale = buf.lane_scale.data();
+  a.offset = buf.offset.data();
+  if (qtype_info(w.qtype).affine) {
+    const int64_t gs = w.group_size, gpr = n_in / gs;
+    grow(buf.group_sum, static_cast<std::size_t>(n_tok * gpr));
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t g = 0; g < gpr; ++g) {
+        const float* xg = x + t * n_in + g * gs;
+        float s = 0.0f;
+        for (int64_t j = 0; j < gs; ++j) s += xg[j];
+        buf.group_sum[t * gpr + g] = s;
+      }
+    a.group_sum = buf.group_sum.data();
+  }
+  return a;
+}
+
+// Output rows per parallel chunk boundary: a multiple of every kernel's row tile.
+constexpr int64_t kRowAlign = 16;
+
+}  // namespace
+
+void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt) {
+  if (n_tok <= 0 || w.n_out <= 0) return;
+  if (!kernel_accepts(kt, w)) {
+    pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, y, b, e); }, kRowAlign);
+    return;
+  }
+  const int q = static_cast<int>(w.qtype);
+  QuantizedActs acts;
+  if (kt.uses_acts[q]) acts = quantize_for(kt, w, x, n_tok);
+  const RowsFn fn = kt.rows[q];
+  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { fn(w, x, acts, n_tok, y, b, e); }, kRowAlign);
+}
 
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, y, b, e); }, 16);
+  matmul(w, x, n_tok, y, pool, active_kernels());
 }
 
 void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {

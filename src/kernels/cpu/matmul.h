@@ -7,15 +7,23 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/dispatch.h"
 #include "quant/qtensor.h"
 #include "util/thread_pool.h"
 
 namespace qllm {
 
-// Splits the output rows over the pool and runs the best kernel for W's qtype on this CPU.
+// Splits the output rows over the pool and runs the best kernel for W's qtype on this CPU
+// (dispatch.h). QInt4/QInt2 weights need prepare_for_kernels() (prepare.h) for the fast
+// kernels; otherwise the reference kernel runs. Activations of the int8/int4/int2 kernels
+// are quantized to int8 per block of 32 once per call (dispatch.h).
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
-// y += bias for each of n_tok rows (no-op for an empty bias), then the matmul.
+// The same with the kernels of one table (tests and benchmarks compare ISAs with it).
+void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
+            const KernelTable& kernels);
+
+// The matmul, then y += bias for each of n_tok rows (no-op for an empty bias).
 void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
 namespace ref {

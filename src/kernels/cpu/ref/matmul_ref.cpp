@@ -1,10 +1,11 @@
-// Reference (scalar) matmul for every QType. Variants: none; this is the spec that the SIMD
+// Reference (scalar) matmul for every QType and both QInt4/QInt2 layouts. Variants: none; this is the spec that the SIMD
 // kernels in kernels/cpu/x86 are tested against (tests/kernels).
 #include <cstring>
 #include <vector>
 
 #include "format/convert.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/prepare.h"
 
 namespace qllm::ref {
 namespace {
@@ -62,6 +63,14 @@ void dequantize_row(const QTensor& w, int64_t o, float* out) {
     case QType::QInt4:
     case QType::QInt2: {
       const int64_t groups_per_row = n_in / w.group_size;
+      if (w.layout == Layout::RowChunked) {
+        const ChunkGeometry geo = chunk_geometry(w);
+        for (int64_t i = 0; i < n_in; ++i) {
+          const int64_t g = o * groups_per_row + i / w.group_size;
+          out[i] = w.scale[g] * static_cast<float>(chunked_value(w, geo, o, i)) - w.shift[g];
+        }
+        return;
+      }
       for (int64_t i = 0; i < n_in; ++i) {
         const int64_t g = o * groups_per_row + i / w.group_size;
         out[i] = w.scale[g] * static_cast<float>(unpack_planar(w, g, i % w.group_size)) - w.shift[g];

@@ -1,0 +1,186 @@
+// Kernel microbenchmarks: matmul per QType and shape (decode n_tok = 1, prefill n_tok = 128),
+// this machine's streaming read bandwidth, and the cost of an empty parallel_for.
+//
+// Decode runs cycle through enough copies of the weights to exceed the last-level cache, so
+// GB/s is what a whole-model decode sees (weights from DRAM), not a cache-resident figure.
+// Counters: GB/s = weight bytes (data + scales) per second; GOP/s = 2 * n_out * n_in * n_tok
+// per second. Run e.g.
+//   bench_matmul --benchmark_filter='decode/int8' --benchmark_min_time=0.3
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "format/convert.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/prepare.h"
+
+namespace qllm {
+namespace {
+
+constexpr uint64_t kColdBytes = 768ull << 20;  // > 2x the 260 MiB L3 of the reference machine
+
+ThreadPool& pool() { return ThreadPool::global(); }
+
+uint64_t next(uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+// A random weight matrix in the loaded-and-prepared form, its bytes copied `copies` times.
+struct Weights {
+  std::vector<QTensor> copies;
+  uint64_t bytes = 0;  // per copy: data + scales
+};
+
+QTensor random_tensor(QType q, int64_t n_out, int64_t n_in, bool transposed) {
+  QTensor w;
+  w.qtype = q;
+  w.n_out = n_out;
+  w.n_in = n_in;
+  w.transposed = transposed;
+  w.scale_dtype = DType::BF16;
+  if (qtype_info(q).affine) {
+    w.group_size = 128;
+    while (n_in % w.group_size != 0 && w.group_size > 32) w.group_size -= 32;
+    if (n_in % w.group_size != 0 || n_in <= 128) w.group_size = n_in;
+  }
+  w.owned.resize(w.data_bytes());
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  auto* d = reinterpret_cast<uint8_t*>(w.owned.data());
+  const uint64_t n = w.owned.size();
+  if (q == QType::F32 || q == QType::F16 || q == QType::BF16) {
+    const uint64_t n_el = n / (q == QType::F32 ? 4 : 2);
+    for (uint64_t i = 0; i < n_el; ++i) {
+      const float v = static_cast<float>(static_cast<int64_t>(next(s) % 2001) - 1000) / 1000.0f;
+      if (q == QType::F32) std::memcpy(d + 4 * i, &v, 4);
+      else {
+        const uint16_t h = q == QType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+    }
+  } else {
+    for (uint64_t i = 0; i < n; ++i) d[i] = static_cast<uint8_t>(next(s) % 0x7f);
+  }
+  w.data = w.owned.data();
+  if (q == QType::QInt8 || q == QType::QFloat8) w.scale.assign(n_out, 0.01f);
+  if (qtype_info(q).affine) {
+    w.scale.assign(w.n_groups(), 0.01f);
+    w.shift.assign(w.n_groups(), 0.05f);
+  }
+  prepare_for_kernels(w);
+  return w;
+}
+
+std::unique_ptr<Weights> make_weights(QType q, int64_t n_out, int64_t n_in, bool transposed, bool cold) {
+  auto ws = std::make_unique<Weights>();
+  QTensor w = random_tensor(q, n_out, n_in, transposed);
+  ws->bytes = w.owned.size() + w.scale_bytes();
+  const uint64_t copies = cold ? (kColdBytes + ws->bytes - 1) / ws->bytes : 1;
+  for (uint64_t c = 1; c < copies; ++c) {
+    QTensor cp = w;  // copies owned bytes; repoint data
+    cp.data = cp.owned.data();
+    ws->copies.push_back(std::move(cp));
+  }
+  w.data = w.owned.data();
+  ws->copies.push_back(std::move(w));
+  for (auto& cp : ws->copies) cp.data = cp.owned.data();
+  return ws;
+}
+
+void run_matmul(benchmark::State& state, QType q, int64_t n_out, int64_t n_in, int64_t n_tok,
+                bool transposed, Isa isa) {
+  const KernelTable* kt = kernel_table(isa);
+  if (kt == nullptr) {
+    state.SkipWithError("ISA not supported on this CPU");
+    return;
+  }
+  const auto ws = make_weights(q, n_out, n_in, transposed, n_tok == 1);
+  std::vector<float> x(n_tok * n_in), y(n_tok * n_out);
+  uint64_t s = 12345;
+  for (auto& v : x) v = static_cast<float>(static_cast<int64_t>(next(s) % 2001) - 1000) / 500.0f;
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul(ws->copies[i], x.data(), n_tok, y.data(), pool(), *kt);
+    benchmark::DoNotOptimize(y.data());
+    i = (i + 1) % ws->copies.size();
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(iters * ws->bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GOP/s"] =
+      benchmark::Counter(iters * 2.0 * n_out * n_in * n_tok / 1e9, benchmark::Counter::kIsRate);
+  if (n_tok > 1)
+    state.counters["tok/s"] = benchmark::Counter(iters * n_tok, benchmark::Counter::kIsRate);
+}
+
+// Streaming read of a buffer much larger than the caches, split over the pool's threads.
+void BM_MemoryReadBandwidth(benchmark::State& state) {
+  const uint64_t n = kColdBytes / 8;
+  std::vector<uint64_t> buf(n, 1);
+  std::vector<uint64_t> sums(64);
+  for (auto _ : state) {
+    pool().parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        a0 += buf[i];
+        a1 += buf[i + 1];
+        a2 += buf[i + 2];
+        a3 += buf[i + 3];
+      }
+      sums[b * 8 / static_cast<int64_t>(n)] = a0 + a1 + a2 + a3;
+    }, 4096);
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * n * 8 / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+// Overhead of one parallel_for with no work: the fixed cost every matmul call pays.
+void BM_EmptyParallelFor(benchmark::State& state) {
+  for (auto _ : state) pool().parallel_for(1024, [](int64_t, int64_t) {}, 16);
+  state.counters["calls/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+struct BenchShape {
+  const char* model;
+  int64_t n_out, n_in;
+};
+const BenchShape kShapes[] = {
+    {"qwen2", 896, 896},  {"qwen2", 4864, 896}, {"qwen2", 896, 4864}, {"qwen2", 151936, 896},
+    {"gpt2", 768, 768},   {"gpt2", 3072, 768},  {"gpt2", 768, 3072},
+};
+
+int register_all() {
+  benchmark::RegisterBenchmark("membw/read", BM_MemoryReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("pool/empty_parallel_for", BM_EmptyParallelFor)->UseRealTime();
+  const QType types[] = {QType::QInt8, QType::QInt4, QType::QInt2, QType::QFloat8,
+                         QType::BF16,  QType::F16,   QType::F32};
+  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
+    for (int64_t n_tok : {1, 128})
+      for (QType q : types)
+        for (bool transposed : {false, true}) {
+          if (transposed && !is_float_qtype(q)) continue;
+          for (const auto& s : kShapes) {
+            if (n_tok > 1 && s.n_out > 100000) continue;  // lm_head runs for one token only
+            if (isa == Isa::Scalar && (n_tok > 1 || s.n_out > 100000)) continue;  // too slow
+            const std::string name = std::string(n_tok == 1 ? "decode" : "prefill128") + "/" +
+                                     std::string(qtype_name(q)) + (transposed ? "T" : "") + "/" +
+                                     s.model + "_" + std::to_string(s.n_out) + "x" +
+                                     std::to_string(s.n_in) + "/" + isa_name(isa);
+            benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+              run_matmul(st, q, s.n_out, s.n_in, n_tok, transposed, isa);
+            })->UseRealTime()->Unit(benchmark::kMicrosecond);
+          }
+        }
+  return 0;
+}
+const int kRegistered = register_all();
+
+}  // namespace
+}  // namespace qllm

@@ -1,0 +1,159 @@
+#include "kernels/cpu/dispatch.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+
+#include "kernels/cpu/prepare.h"
+#include "util/error.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#define QLLM_X86 1
+#else
+#define QLLM_X86 0
+#endif
+
+namespace qllm {
+namespace {
+
+#if QLLM_X86
+uint64_t xgetbv0() {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+#endif
+
+struct CpuFeatures {
+  bool avx2 = false, avx512 = false;
+};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if QLLM_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12),
+             f16c = c & (1u << 29);
+  if (!osxsave || !avx) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool os_avx = (xcr0 & 0x6) == 0x6;            // XMM and YMM state
+  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;       // plus opmask and ZMM state
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5), bmi2 = b & (1u << 8);
+  const bool f512 = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+  const bool vnni = c & (1u << 11);
+  f.avx2 = os_avx && avx2 && fma && f16c && bmi2;
+  f.avx512 = f.avx2 && os_avx512 && f512 && dq && bw && vl && vnni;
+#endif
+  return f;
+}
+
+const CpuFeatures& features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+KernelTable make_table(Isa isa) {
+  KernelTable t;
+  t.isa = isa;
+  t.quantize_acts = quantize_acts_scalar;
+#if QLLM_X86
+  if (isa == Isa::Avx2) x86::fill_avx2(&t);
+  if (isa == Isa::Avx512) x86::fill_avx512(&t);
+#endif
+  return t;
+}
+
+Isa choose_isa() {
+  const char* env = std::getenv("QLLM_FORCE_ISA");
+  if (env == nullptr || *env == '\0') {
+    for (Isa isa : {Isa::Avx512, Isa::Avx2})
+      if (isa_compiled(isa) && isa_supported(isa)) return isa;
+    return Isa::Scalar;
+  }
+  const std::string_view s = env;
+  for (Isa isa : kAllIsas) {
+    if (s != isa_name(isa)) continue;
+    if (!isa_compiled(isa)) fail_usage("QLLM_FORCE_ISA={}: this binary was built without {} kernels", s, s);
+    if (!isa_supported(isa)) fail_usage("QLLM_FORCE_ISA={}: this CPU lacks {}", s, s);
+    return isa;
+  }
+  fail_usage("QLLM_FORCE_ISA={}: unknown ISA (expected scalar, avx2 or avx512)", s);
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool isa_compiled(Isa isa) { return isa == Isa::Scalar || QLLM_X86; }
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2: return features().avx2;
+    case Isa::Avx512: return features().avx512;
+  }
+  return false;
+}
+
+Isa active_isa_kind() {
+  static const Isa isa = choose_isa();
+  return isa;
+}
+
+const char* active_isa() { return isa_name(active_isa_kind()); }
+
+const KernelTable* kernel_table(Isa isa) {
+  static const KernelTable tables[] = {make_table(Isa::Scalar), make_table(Isa::Avx2),
+                                       make_table(Isa::Avx512)};
+  if (!isa_compiled(isa) || !isa_supported(isa)) return nullptr;
+  return &tables[static_cast<int>(isa)];
+}
+
+const KernelTable& active_kernels() {
+  static const KernelTable* t = kernel_table(active_isa_kind());
+  return *t;
+}
+
+bool kernel_accepts(const KernelTable& table, const QTensor& w) {
+  if (table.rows[static_cast<int>(w.qtype)] == nullptr) return false;
+  if (w.qtype == QType::QInt4 || w.qtype == QType::QInt2)
+    return w.layout == Layout::RowChunked && can_chunk(w);
+  return true;
+}
+
+void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
+                          float* lane_scale, float* offset) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    int8_t* qt = q + t * stride;
+    float* lt = lane_scale + t * (stride / 4);
+    double off = 0.0;
+    for (int64_t b = 0; b < stride; b += 32) {
+      const int64_t e = b + 32 < n_in ? b + 32 : n_in;
+      float amax = 0.0f;
+      for (int64_t i = b; i < e; ++i) amax = std::fmax(amax, std::fabs(xt[i]));
+      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int sum = 0;
+      for (int64_t i = b; i < b + 32; ++i) {
+        const int v = i < e ? static_cast<int>(std::nearbyint(xt[i] * id)) : 0;
+        qt[i] = static_cast<int8_t>(v);
+        sum += v;
+      }
+      for (int64_t l = b / 4; l < (b + 32) / 4; ++l) lt[l] = d;
+      off += static_cast<double>(d) * sum;
+    }
+    offset[t] = static_cast<float>(128.0 * off);
+  }
+}
+
+}  // namespace qllm

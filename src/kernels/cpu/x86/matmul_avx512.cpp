@@ -1,0 +1,377 @@
+// AVX-512 kernels (F/BW/VL/DQ + VNNI) for every QType. Variants per kernel: R rows x T tokens
+// register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 2 rows x 4 tokens
+// (quantized) or 4 x 4 (float).
+//
+// Integer kernels use `vpdpbusd` (u8 x s8, 4 products summed per int32 lane) on activations
+// quantized per block of 32 (dispatch.h). int8 weights are made unsigned by flipping the sign
+// bit (w + 128); the extra 128 * sum(q_x) per block is the per-token `offset`, subtracted once
+// per output. int4/int2 weights are already unsigned. Each 64-byte step converts the int32
+// lanes to float and multiplies by the block scale of each lane.
+#include <immintrin.h>
+
+// GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <cstring>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/prepare.h"
+#include "kernels/cpu/x86/tiling.h"
+
+namespace qllm::x86 {
+namespace {
+
+#define QLLM_UNROLL _Pragma("GCC unroll 16")
+
+inline __mmask16 mask16(int64_t rest) {
+  return rest >= 16 ? static_cast<__mmask16>(0xffff)
+                    : rest <= 0 ? 0 : static_cast<__mmask16>((1u << rest) - 1);
+}
+inline __mmask64 mask64(int64_t rest) { return rest >= 64 ? ~0ull : _bzhi_u64(~0ull, static_cast<unsigned>(rest)); }
+
+// Horizontal reductions (GCC 12's _mm512_reduce_* warn about uninitialized temporaries).
+inline float hsum(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+inline float hmax(__m512 v) {
+  const __m256 s8 = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s4 = _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_max_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_max_ss(s4, _mm_movehdup_ps(s4)));
+}
+inline int hsum_epi32(__m512i v) {
+  const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+  return _mm_cvtsi128_si32(s4);
+}
+
+// ---- activation quantization ----
+
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
+                   float* lane_scale, float* offset) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    int8_t* qt = q + t * stride;
+    float* lt = lane_scale + t * (stride / 4);
+    double off = 0.0;
+    for (int64_t b = 0; b < stride; b += 32) {
+      const __m512 v0 = _mm512_maskz_loadu_ps(mask16(n_in - b), xt + b);
+      const __m512 v1 = _mm512_maskz_loadu_ps(mask16(n_in - b - 16), xt + b + 16);
+      const float amax = hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qt + b), _mm512_cvtsepi32_epi8(i0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qt + b + 16), _mm512_cvtsepi32_epi8(i1));
+      _mm256_storeu_ps(lt + b / 4, _mm256_set1_ps(d));
+      off += static_cast<double>(d) * hsum_epi32(_mm512_add_epi32(i0, i1));
+    }
+    offset[t] = static_cast<float>(128.0 * off);
+  }
+}
+
+// ---- int8, per-row scale ----
+
+struct Int8Kernel {
+  const QTensor& w;
+  const QuantizedActs& a;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in, ls_stride = a.stride / 4;
+    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    auto step = [&](int64_t c, const __m512i* wv) {
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512i xq = _mm512_loadu_si512(a.q + (t0 + t) * a.stride + c);
+        const __m512 dl = _mm512_loadu_ps(a.lane_scale + (t0 + t) * ls_stride + c / 4);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], xq);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dl, acc[r][t]);
+        }
+      }
+    };
+    int64_t c = 0;
+    for (; c + 64 <= n_in; c += 64) {
+      __m512i wv[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = _mm512_xor_si512(_mm512_loadu_si512(base + r * n_in + c), flip);
+      step(c, wv);
+    }
+    if (c < n_in) {
+      // Bytes past n_in load as 0 and become 128, but meet zero padding in q.
+      const __mmask64 m = mask64(n_in - c);
+      __m512i wv[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, base + r * n_in + c), flip);
+      step(c, wv);
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * (hsum(acc[r][t]) - a.offset[t0 + t]);
+  }
+};
+
+void rows_int8(const QTensor& w, const float*, const QuantizedActs& a, int64_t n_tok, float* y,
+               int64_t ob, int64_t oe) {
+  const Int8Kernel k{w, a, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+// ---- int4 / int2, group-wise affine, RowChunked layout (prepare.h) ----
+
+template <int Bits>
+inline __m512i expand_full(const uint8_t* p) {
+  if constexpr (Bits == 4) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), _mm512_set1_epi8(0x0f));
+  } else {
+    const __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0)), _mm512_set1_epi8(0x03));
+  }
+}
+
+template <int Bits>
+inline __m256i expand_half(const uint8_t* p) {
+  if constexpr (Bits == 4) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0f));
+  } else {
+    int64_t bytes;
+    std::memcpy(&bytes, p, 8);
+    const __m256i v = _mm256_set1_epi64x(bytes);
+    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(0x03));
+  }
+}
+
+template <int Bits>
+struct BitsKernel {
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    constexpr int64_t kFullBytes = 64 * Bits / 8;
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, n_full = gp / 64;
+    const bool has_half = gp % 64 != 0;
+    const int64_t rb = geo.row_bytes, ls_stride = a.stride / 4;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < gpr; ++g) {
+      const uint8_t* gw = base + g * gp * Bits / 8;
+      const int64_t x0 = g * gp;
+      __m512 gacc[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm512_setzero_ps();
+      for (int64_t c = 0; c < n_full; ++c) {
+        __m512i wv[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_full<Bits>(gw + r * rb + c * kFullBytes);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const int64_t xi = (t0 + t) * a.stride + x0 + 64 * c;
+          const __m512i xq = _mm512_loadu_si512(a.q + xi);
+          const __m512 dl = _mm512_loadu_ps(a.lane_scale + (t0 + t) * ls_stride + (x0 + 64 * c) / 4);
+          QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], xq);
+            gacc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dl, gacc[r][t]);
+          }
+        }
+      }
+      if (has_half) {
+        __m256i wv[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_half<Bits>(gw + r * rb + n_full * kFullBytes);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const int64_t xi = x0 + 64 * n_full;
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t0 + t) * a.stride + xi));
+          const __m256 dl = _mm256_loadu_ps(a.lane_scale + (t0 + t) * ls_stride + xi / 4);
+          QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv[r], xq);
+            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), dl);
+            gacc[r][t] = _mm512_add_ps(gacc[r][t], _mm512_zextps256_ps512(p));
+          }
+        }
+      }
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
+        const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g]);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const float* shift = w.shift.data() + (o + r) * gpr;
+      const float* xs = a.group_sum + (t0 + t) * gpr;
+      float sh = 0.0f;
+      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
+    }
+  }
+};
+
+template <int Bits>
+void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n_tok, float* y,
+               int64_t ob, int64_t oe) {
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsKernel<Bits> k{w, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+// ---- float8 e4m3fn, per-row scale ----
+// e4m3fn -> f16 by moving the exponent and mantissa fields into place: f16 bits
+// (sign << 15) | (b & 0x7f) << 7 are the fp8 value / 2^8 for normals and subnormals alike
+// (the bias differs by 8). The 2^8 goes into the row scale. NaN codes (never written by
+// quanto, which saturates) read as +-480.
+
+inline void load_f8x32(const int8_t* p, __mmask32 m, __m512* lo, __m512* hi) {
+  __m512i h = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, p));
+  h = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(static_cast<short>(0xbf80)));
+  *lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+
+struct Float8Kernel {
+  const QTensor& w;
+  const float* x;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in;
+    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_in; i += 32) {
+      const int64_t rest = n_in - i;
+      const __mmask32 m = rest >= 32 ? ~0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
+      __m512 lo[R], hi[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) load_f8x32(base + r * n_in + i, m, &lo[r], &hi[r]);
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float* xt = x + (t0 + t) * n_in + i;
+        const __m512 x0 = _mm512_maskz_loadu_ps(mask16(rest), xt);
+        const __m512 x1 = _mm512_maskz_loadu_ps(mask16(rest - 16), xt + 16);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          acc[r][t] = _mm512_fmadd_ps(lo[r], x0, acc[r][t]);
+          acc[r][t] = _mm512_fmadd_ps(hi[r], x1, acc[r][t]);
+        }
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * 256.0f * hsum(acc[r][t]);
+  }
+};
+
+void rows_float8(const QTensor& w, const float* x, const QuantizedActs&, int64_t n_tok, float* y,
+                 int64_t ob, int64_t oe) {
+  const Float8Kernel k{w, x, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+// ---- F32 / F16 / BF16 ----
+
+template <QType Q>
+inline __m512 load_f16x(const std::byte* base, int64_t index, __mmask16 m) {
+  if constexpr (Q == QType::F32) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(base) + index);
+  } else if constexpr (Q == QType::F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(base) + index));
+  } else {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(base) + index));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+}
+
+template <QType Q>
+struct FloatKernel {
+  const QTensor& w;
+  const float* x;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in;
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_in; i += 16) {
+      const __mmask16 m = mask16(n_in - i);
+      __m512 wv[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = load_f16x<Q>(w.data, (o + r) * n_in + i, m);
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + (t0 + t) * n_in + i);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]);
+  }
+};
+
+// Transposed (GPT-2 Conv1D, W stored [n_in, n_out]): y[t, o] = sum_i x[t, i] W[i, o]. A tile is
+// NV vectors of 16 outputs for T tokens; rows of W are read as contiguous pieces.
+template <QType Q, int NV, int T>
+void transposed_tile(const QTensor& w, const float* x, float* y, int64_t o, int64_t o_end, int64_t t0) {
+  const int64_t n_in = w.n_in, n_out = w.n_out;
+  __mmask16 m[NV];
+  QLLM_UNROLL for (int v = 0; v < NV; ++v) m[v] = mask16(o_end - o - 16 * v);
+  __m512 acc[NV][T];
+  QLLM_UNROLL for (int v = 0; v < NV; ++v) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[v][t] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n_in; ++i) {
+    __m512 wv[NV];
+    QLLM_UNROLL for (int v = 0; v < NV; ++v) wv[v] = load_f16x<Q>(w.data, i * n_out + o + 16 * v, m[v]);
+    QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const __m512 xb = _mm512_set1_ps(x[(t0 + t) * n_in + i]);
+      QLLM_UNROLL for (int v = 0; v < NV; ++v) acc[v][t] = _mm512_fmadd_ps(wv[v], xb, acc[v][t]);
+    }
+  }
+  QLLM_UNROLL for (int v = 0; v < NV; ++v) QLLM_UNROLL for (int t = 0; t < T; ++t)
+    _mm512_mask_storeu_ps(y + (t0 + t) * n_out + o + 16 * v, m[v], acc[v][t]);
+}
+
+template <QType Q, int NV, int TMax>
+void transposed_rows(const QTensor& w, const float* x, int64_t n_tok, float* y, int64_t ob, int64_t oe) {
+  for (int64_t o = ob; o < oe; o += 16 * NV) {
+    const int64_t e = o + 16 * NV < oe ? o + 16 * NV : oe;
+    int64_t t = 0;
+    for (; t + TMax <= n_tok; t += TMax) transposed_tile<Q, NV, TMax>(w, x, y, o, e, t);
+    for (; t < n_tok; ++t) transposed_tile<Q, NV, 1>(w, x, y, o, e, t);
+  }
+}
+
+template <QType Q>
+void rows_float(const QTensor& w, const float* x, const QuantizedActs&, int64_t n_tok, float* y,
+                int64_t ob, int64_t oe) {
+  if (w.transposed) {
+    if (n_tok == 1) transposed_rows<Q, 8, 1>(w, x, n_tok, y, ob, oe);
+    else transposed_rows<Q, 4, 4>(w, x, n_tok, y, ob, oe);
+    return;
+  }
+  const FloatKernel<Q> k{w, x, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<4, 4>(k, n_tok, ob, oe);
+}
+
+}  // namespace
+
+void fill_avx512(KernelTable* t) {
+  t->quantize_acts = quantize_acts;
+  auto set = [&](QType q, RowsFn fn, bool acts) {
+    t->rows[static_cast<int>(q)] = fn;
+    t->uses_acts[static_cast<int>(q)] = acts;
+  };
+  set(QType::F32, rows_float<QType::F32>, false);
+  set(QType::F16, rows_float<QType::F16>, false);
+  set(QType::BF16, rows_float<QType::BF16>, false);
+  set(QType::QInt8, rows_int8, true);
+  set(QType::QInt4, rows_bits<4>, true);
+  set(QType::QInt2, rows_bits<2>, true);
+  set(QType::QFloat8, rows_float8, false);
+}
+
+}  // namespace qllm::x86

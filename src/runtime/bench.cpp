@@ -1,0 +1,86 @@
+#include "runtime/bench.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "runtime/session.h"
+
+namespace qllm {
+
+double SpeedStats::mean() const {
+  if (tokens_per_s.empty()) return 0;
+  return std::accumulate(tokens_per_s.begin(), tokens_per_s.end(), 0.0) / tokens_per_s.size();
+}
+
+double SpeedStats::stddev() const {
+  if (tokens_per_s.size() < 2) return 0;
+  const double m = mean();
+  double s = 0;
+  for (double v : tokens_per_s) s += (v - m) * (v - m);
+  return std::sqrt(s / (tokens_per_s.size() - 1));
+}
+
+DecodeTraffic decode_traffic(const Model& model) {
+  const Weights& w = model.weights();
+  const ModelConfig& cfg = model.config();
+  DecodeTraffic t;
+  auto add = [&](const Linear& l) {
+    if (l.w.data) t.weight_bytes += l.w.data_bytes() + l.w.scale_bytes();
+  };
+  for (const LayerWeights& l : w.layers)
+    for (const Linear* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*p);
+  add(w.lm_head);
+  t.weight_bytes += static_cast<uint64_t>(cfg.n_embd) * dtype_size(w.tok_embd.dtype);
+  t.kv_bytes_per_position = 2 * static_cast<uint64_t>(cfg.n_layer) * cfg.n_head_kv * cfg.head_dim * sizeof(float);
+  return t;
+}
+
+namespace {
+
+std::vector<int32_t> random_ids(int64_t n, int64_t n_vocab) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(n_vocab - 1));
+  std::vector<int32_t> ids(static_cast<std::size_t>(n));
+  for (auto& id : ids) id = dist(rng);
+  return ids;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+SpeedStats bench_prompt(const Model& model, int64_t n_prompt, int reps) {
+  Session s(model, n_prompt);
+  const auto ids = random_ids(n_prompt, model.config().n_vocab);
+  s.forward(ids, false);  // warm-up: page in the weights
+  SpeedStats st;
+  st.n_tokens = n_prompt;
+  for (int r = 0; r < reps; ++r) {
+    s.reset();
+    auto t0 = std::chrono::steady_clock::now();
+    s.forward(ids, false);
+    st.tokens_per_s.push_back(n_prompt / seconds_since(t0));
+  }
+  return st;
+}
+
+SpeedStats bench_generate(const Model& model, int64_t n_gen, int reps) {
+  Session s(model, n_gen);
+  const auto ids = random_ids(n_gen, model.config().n_vocab);
+  s.forward(std::span(ids.data(), 1), false);  // warm-up
+  SpeedStats st;
+  st.n_tokens = n_gen;
+  for (int r = 0; r < reps; ++r) {
+    s.reset();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < n_gen; ++i) s.forward(std::span(ids.data() + i, 1), false);
+    st.tokens_per_s.push_back(n_gen / seconds_since(t0));
+  }
+  return st;
+}
+
+}  // namespace qllm

@@ -1,0 +1,46 @@
+#include "runtime/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "util/error.h"
+
+namespace qllm {
+
+GenerateResult generate(Session& s, std::span<const int32_t> prompt, const GenerateOptions& opts,
+                        const std::function<void(int32_t)>& on_token) {
+  using Clock = std::chrono::steady_clock;
+  const int64_t n_vocab = s.model().config().n_vocab;
+  if (prompt.empty()) fail_usage("the prompt has no tokens");
+  if (static_cast<int64_t>(prompt.size()) > s.n_ctx())
+    fail_usage("the prompt has {} tokens, more than the context of {}", prompt.size(), s.n_ctx());
+  GenerateResult r;
+  Sampler sampler(opts.sampler, n_vocab);
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  history.reserve(prompt.size() + static_cast<std::size_t>(std::max<int64_t>(opts.max_new_tokens, 0)));
+  std::vector<float> logits(static_cast<std::size_t>(n_vocab));
+
+  s.reset();
+  auto t0 = Clock::now();
+  const float* out = s.forward(prompt, false);
+  auto t1 = Clock::now();
+  r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+  for (int64_t i = 0; i < opts.max_new_tokens; ++i) {
+    std::copy(out, out + n_vocab, logits.begin());
+    const int32_t id = sampler.sample(logits, history);
+    r.ids.push_back(id);
+    history.push_back(id);
+    if (on_token) on_token(id);
+    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), id) != opts.stop_ids.end()) {
+      r.stopped = true;
+      break;
+    }
+    if (i + 1 == opts.max_new_tokens || s.pos() >= s.n_ctx()) break;
+    out = s.forward({&id, 1}, false);
+    ++r.decode_steps;
+  }
+  r.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  return r;
+}
+
+}  // namespace qllm

@@ -1,0 +1,287 @@
+// Every compiled-in and supported kernel table (scalar, avx2, avx512) x every QType x shapes
+// with ragged group sizes, row counts that are not multiples of the row tile and token counts
+// that are not multiples of the token tile, against the reference kernel (kernels/cpu/ref).
+//
+// Tolerance per output y[t, o], with m_i >= |every partial product the kernel may form|:
+//   |y - y_ref| <= kAtol + 2 * n_in * 2^-24 * sum_i m_i |x_i|     (two f32 sums in any order)
+//                + sum_i |s q_i| * amax_b(i) / 254                 (int8 activations only)
+// The last term is exact for per-block activation quantization: x_i - d*round(x_i/d) is at
+// most d/2 = amax_b/254, times the integer part of the weight s*q_i it multiplies.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "format/convert.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/prepare.h"
+
+namespace qllm {
+namespace {
+
+constexpr float kAtol = 1e-6f;
+constexpr double kUnitRoundoff = 1.0 / (1 << 24);
+
+struct Case {
+  QType qtype;
+  bool transposed;
+};
+
+const Case kCases[] = {
+    {QType::F32, false},   {QType::F16, false},  {QType::BF16, false}, {QType::F32, true},
+    {QType::F16, true},    {QType::BF16, true},  {QType::QInt8, false}, {QType::QInt4, false},
+    {QType::QInt2, false}, {QType::QFloat8, false},
+};
+
+struct Shape {
+  int64_t n_in, group_size;  // group_size used by QInt4/QInt2 only
+};
+// Per-row groups (64, 172: not a multiple of 32), G = 32, 64, 96, 128.
+const Shape kShapes[] = {{64, 64}, {172, 172}, {256, 32}, {256, 64}, {288, 96}, {384, 128}, {896, 128}};
+const int64_t kRows[] = {1, 7, 33, 257};
+const int64_t kTokens[] = {1, 3, 17};
+
+// A random QTensor in the on-disk layout (owned bytes, random scales and shifts).
+QTensor random_tensor(QType q, bool transposed, int64_t n_out, int64_t n_in, int64_t group_size,
+                      std::mt19937& rng) {
+  QTensor w;
+  w.qtype = q;
+  w.n_out = n_out;
+  w.n_in = n_in;
+  w.transposed = transposed;
+  if (qtype_info(q).affine) w.group_size = group_size;
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f), pos(0.005f, 0.05f);
+  std::uniform_int_distribution<int> byte(0, 255);
+  w.owned.resize(w.data_bytes());
+  auto* d = reinterpret_cast<uint8_t*>(w.owned.data());
+  const int64_t n = n_out * n_in;
+  switch (q) {
+    case QType::F32:
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = val(rng);
+        std::memcpy(d + 4 * i, &v, 4);
+      }
+      break;
+    case QType::F16:
+    case QType::BF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = q == QType::F16 ? f32_to_f16(val(rng)) : f32_to_bf16(val(rng));
+        std::memcpy(d + 2 * i, &h, 2);
+      }
+      break;
+    case QType::QFloat8:
+      for (int64_t i = 0; i < n; ++i) {
+        int b;
+        do b = byte(rng);
+        while ((b & 0x7f) == 0x7f);  // e4m3fn NaN codes, which quanto never writes
+        d[i] = static_cast<uint8_t>(b);
+      }
+      break;
+    default:
+      for (auto& b : w.owned) b = static_cast<std::byte>(byte(rng));
+  }
+  w.data = w.owned.data();
+  if (q == QType::QInt8 || q == QType::QFloat8) {
+    w.scale.resize(n_out);
+    for (auto& s : w.scale) s = pos(rng);
+  }
+  if (qtype_info(q).affine) {
+    w.scale.resize(w.n_groups());
+    w.shift.resize(w.n_groups());
+    for (auto& s : w.scale) s = pos(rng) * 4;
+    for (auto& s : w.shift) s = val(rng) * 0.3f;
+  }
+  return w;
+}
+
+// Activations with some structure: a few outliers and an all-zero block (scale 0).
+std::vector<float> random_x(int64_t n_tok, int64_t n_in, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, 40);
+  std::vector<float> x(n_tok * n_in);
+  for (auto& v : x) v = nd(rng) * (pick(rng) == 0 ? 20.0f : 1.0f);
+  if (n_tok > 1)
+    for (int64_t i = 32; i < 64 && i < n_in; ++i) x[n_in + i] = 0.0f;
+  return x;
+}
+
+// Error bound of one output (see the top of the file).
+// Absmax of the 32-block holding each element of each token row.
+std::vector<float> block_absmax(const std::vector<float>& x, int64_t n_tok, int64_t n_in) {
+  std::vector<float> out(x.size());
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < n_in; b += 32) {
+      float amax = 0.0f;
+      for (int64_t j = b; j < b + 32 && j < n_in; ++j) amax = std::fmax(amax, std::fabs(x[t * n_in + j]));
+      for (int64_t j = b; j < b + 32 && j < n_in; ++j) out[t * n_in + j] = amax;
+    }
+  return out;
+}
+
+double bound(const QTensor& w, const float* row, int64_t o, const float* xt, const float* amax,
+             bool quantized_acts) {
+  double float_mag = 0.0, act_err = 0.0;
+  for (int64_t i = 0; i < w.n_in; ++i) {
+    double m = std::fabs(row[i]), integer_part = m;
+    if (w.qtype == QType::QInt8) m += 128.0 * w.scale[o];
+    if (qtype_info(w.qtype).affine) {
+      const double shift = w.shift[o * (w.n_in / w.group_size) + i / w.group_size];
+      integer_part = std::fabs(row[i] + shift);
+      m += 2.0 * std::fabs(shift);
+    }
+    float_mag += m * std::fabs(xt[i]);
+    if (quantized_acts) act_err += integer_part * amax[i] / 254.0;
+  }
+  return kAtol + 2.0 * static_cast<double>(w.n_in) * kUnitRoundoff * float_mag + act_err * 1.0001;
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(2);
+  return p;
+}
+
+class MatmulVsRef : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(MatmulVsRef, EveryQTypeAndShape) {
+  const KernelTable* kt = kernel_table(GetParam());
+  if (kt == nullptr) GTEST_SKIP() << isa_name(GetParam()) << " not supported here";
+  std::mt19937 rng(1234);
+  for (const Case& c : kCases) {
+    const bool affine = qtype_info(c.qtype).affine;
+    int64_t last_n_in = -1;
+    for (const Shape& s : kShapes) {
+      if (!affine && s.n_in == last_n_in) continue;  // group size only matters for int4/int2
+      last_n_in = s.n_in;
+      for (int64_t n_out : kRows) {
+        if (n_out == 257 && s.n_in > 400) continue;  // keeps the reference cheap
+        QTensor w = random_tensor(c.qtype, c.transposed, n_out, s.n_in, s.group_size, rng);
+        prepare_for_kernels(w);
+        if (affine) ASSERT_EQ(w.layout, Layout::RowChunked);
+        const bool quantized = kernel_accepts(*kt, w) && kt->uses_acts[static_cast<int>(c.qtype)];
+        std::vector<float> row(s.n_in);
+        for (int64_t n_tok : kTokens) {
+          const auto x = random_x(n_tok, s.n_in, rng);
+          const auto amax = block_absmax(x, n_tok, s.n_in);
+          std::vector<float> y(n_tok * n_out, NAN), y_ref(n_tok * n_out);
+          matmul(w, x.data(), n_tok, y.data(), pool(), *kt);
+          ref::matmul_rows(w, x.data(), n_tok, y_ref.data(), 0, n_out);
+          int bad = 0;
+          for (int64_t o = 0; o < n_out; ++o) {
+            ref::dequantize_row(w, o, row.data());
+            for (int64_t t = 0; t < n_tok; ++t) {
+              const float a = y[t * n_out + o], r = y_ref[t * n_out + o];
+              const double tol = bound(w, row.data(), o, x.data() + t * s.n_in, amax.data() + t * s.n_in, quantized);
+              if (!(std::fabs(a - r) <= tol) && bad++ < 5)
+                ADD_FAILURE() << isa_name(kt->isa) << " " << qtype_name(c.qtype)
+                              << (c.transposed ? " transposed" : "") << " n_out=" << n_out
+                              << " n_in=" << s.n_in << " G=" << w.group_size << " n_tok=" << n_tok
+                              << ": y[" << t << "," << o << "] = " << a << ", ref " << r
+                              << ", |diff| " << std::fabs(a - r) << " > tol " << tol;
+            }
+          }
+          ASSERT_EQ(bad, 0) << "mismatches (first 5 shown)";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, MatmulVsRef, ::testing::ValuesIn(kAllIsas),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+// The activation quantizer of each table gives the scalar quantizer's bytes and scales.
+TEST(QuantizeActs, SimdMatchesScalar) {
+  std::mt19937 rng(7);
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernel_table(isa);
+    if (kt == nullptr) continue;
+    for (int64_t n_in : {5, 64, 172, 896}) {
+      const int64_t n_tok = 3, stride = (n_in + 63) / 64 * 64;
+      const auto x = random_x(n_tok, n_in, rng);
+      std::vector<int8_t> q(n_tok * stride, 99), q_ref(n_tok * stride, 99);
+      std::vector<float> ls(n_tok * stride / 4), ls_ref(ls.size()), off(n_tok), off_ref(n_tok);
+      kt->quantize_acts(x.data(), n_tok, n_in, stride, q.data(), ls.data(), off.data());
+      quantize_acts_scalar(x.data(), n_tok, n_in, stride, q_ref.data(), ls_ref.data(), off_ref.data());
+      EXPECT_EQ(q, q_ref) << isa_name(isa) << " n_in=" << n_in;
+      EXPECT_EQ(ls, ls_ref) << isa_name(isa) << " n_in=" << n_in;
+      for (int64_t t = 0; t < n_tok; ++t) EXPECT_NEAR(off[t], off_ref[t], 1e-5 * (1 + std::fabs(off_ref[t])));
+      // The quantization itself: |x - d q| <= d / 2 on real elements, zero padding after.
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t i = 0; i < stride; ++i) {
+          const float d = ls_ref[t * stride / 4 + i / 4];
+          if (i >= n_in) {
+            EXPECT_EQ(q_ref[t * stride + i], 0);
+            continue;
+          }
+          EXPECT_LE(std::fabs(x[t * n_in + i] - d * q_ref[t * stride + i]), d * 0.5f * 1.0001f + 1e-30f);
+        }
+    }
+  }
+}
+
+// Repacking keeps every dequantized value, for every ragged group size.
+TEST(PrepareForKernels, RoundTripKeepsValues) {
+  std::mt19937 rng(99);
+  for (QType q : {QType::QInt4, QType::QInt2})
+    for (const Shape& s : kShapes)
+      for (int64_t n_out : {1, 7, 33}) {
+        QTensor w = random_tensor(q, false, n_out, s.n_in, s.group_size, rng);
+        std::vector<float> before(n_out * s.n_in), after(n_out * s.n_in);
+        for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, before.data() + o * s.n_in);
+        prepare_for_kernels(w);
+        ASSERT_EQ(w.layout, Layout::RowChunked);
+        EXPECT_EQ(w.data, w.owned.data());
+        EXPECT_EQ(static_cast<int64_t>(w.owned.size()), chunk_geometry(w).row_bytes * n_out);
+        for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, after.data() + o * s.n_in);
+        EXPECT_EQ(before, after) << qtype_name(q) << " n_in=" << s.n_in << " G=" << s.group_size;
+        prepare_for_kernels(w);  // idempotent
+        for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, after.data() + o * s.n_in);
+        EXPECT_EQ(before, after);
+      }
+}
+
+// A group size the chunked layout cannot hold stays planar and still computes (reference).
+TEST(PrepareForKernels, UnsupportedGroupSizeFallsBack) {
+  std::mt19937 rng(5);
+  QTensor w = random_tensor(QType::QInt4, false, 9, 96, 48, rng);
+  prepare_for_kernels(w);
+  EXPECT_EQ(w.layout, Layout::QuantoPlanar);
+  const auto x = random_x(2, 96, rng);
+  std::vector<float> y(18), y_ref(18);
+  matmul(w, x.data(), 2, y.data(), pool());
+  ref::matmul_rows(w, x.data(), 2, y_ref.data(), 0, 9);
+  EXPECT_EQ(y, y_ref);
+}
+
+TEST(Linear, AddsBiasPerToken) {
+  std::mt19937 rng(3);
+  Linear l;
+  l.w = random_tensor(QType::F32, false, 5, 16, 0, rng);
+  l.bias = {1, 2, 3, 4, 5};
+  const auto x = random_x(2, 16, rng);
+  std::vector<float> y(10), y_ref(10);
+  linear(l, x.data(), 2, y.data(), pool());
+  ref::matmul_rows(l.w, x.data(), 2, y_ref.data(), 0, 5);
+  for (int t = 0; t < 2; ++t)
+    for (int o = 0; o < 5; ++o) EXPECT_NEAR(y[t * 5 + o], y_ref[t * 5 + o] + l.bias[o], 1e-4);
+}
+
+TEST(Dispatch, ActiveIsaIsSupported) {
+  const std::string name = active_isa();
+  bool found = false;
+  for (Isa isa : kAllIsas)
+    if (name == isa_name(isa)) {
+      found = true;
+      EXPECT_TRUE(isa_supported(isa));
+      EXPECT_NE(kernel_table(isa), nullptr);
+    }
+  EXPECT_TRUE(found) << name;
+  EXPECT_TRUE(isa_supported(Isa::Scalar));
+}
+
+}  // namespace
+}  // namespace qllm
