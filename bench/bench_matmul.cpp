@@ -4,11 +4,13 @@
 // Decode runs cycle through enough copies of the weights to exceed the last-level cache, so
 // GB/s is what a whole-model decode sees (weights from DRAM), not a cache-resident figure.
 // Counters: GB/s = weight bytes (data + scales) per second; GOP/s = 2 * n_out * n_in * n_tok
-// per second. Run e.g.
+// per second, over wall time; with QLLM_BENCH_CPU_TIME=1 over the calling thread's CPU time
+// instead (for a machine shared with other work, run with QLLM_THREADS=1). Run e.g.
 //   bench_matmul --benchmark_filter='decode/int8' --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -74,13 +76,13 @@ QTensor random_tensor(QType q, int64_t n_out, int64_t n_in, bool transposed) {
     w.scale.assign(w.n_groups(), 0.01f);
     w.shift.assign(w.n_groups(), 0.05f);
   }
-  prepare_for_kernels(w);
   return w;
 }
 
 std::unique_ptr<Weights> make_weights(QType q, int64_t n_out, int64_t n_in, bool transposed, bool cold) {
   auto ws = std::make_unique<Weights>();
   QTensor w = random_tensor(q, n_out, n_in, transposed);
+  prepare_for_kernels(w);
   ws->bytes = w.owned.size() + w.scale_bytes();
   const uint64_t copies = cold ? (kColdBytes + ws->bytes - 1) / ws->bytes : 1;
   for (uint64_t c = 1; c < copies; ++c) {
@@ -117,6 +119,21 @@ void run_matmul(benchmark::State& state, QType q, int64_t n_out, int64_t n_in, i
       benchmark::Counter(iters * 2.0 * n_out * n_in * n_tok / 1e9, benchmark::Counter::kIsRate);
   if (n_tok > 1)
     state.counters["tok/s"] = benchmark::Counter(iters * n_tok, benchmark::Counter::kIsRate);
+}
+
+// Load-time repacking of int4/int2 weights (prepare.h), per weight byte.
+void run_prepare(benchmark::State& state, QType q, int64_t n_out, int64_t n_in) {
+  const QTensor planar = random_tensor(q, n_out, n_in, false);
+  for (auto _ : state) {
+    state.PauseTiming();
+    QTensor w = planar;
+    w.data = w.owned.data();
+    state.ResumeTiming();
+    prepare_for_kernels(w);
+    benchmark::DoNotOptimize(w.data);
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * planar.owned.size() / 1e9,
+                                              benchmark::Counter::kIsRate);
 }
 
 // Streaming read of a buffer much larger than the caches, split over the pool's threads.
@@ -156,9 +173,24 @@ const BenchShape kShapes[] = {
     {"gpt2", 768, 768},   {"gpt2", 3072, 768},  {"gpt2", 768, 3072},
 };
 
+bool use_real_time() {
+  const char* env = std::getenv("QLLM_BENCH_CPU_TIME");
+  return env == nullptr || std::string(env) != "1";
+}
+
 int register_all() {
-  benchmark::RegisterBenchmark("membw/read", BM_MemoryReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
+  const bool real = use_real_time();
+  auto* bw = benchmark::RegisterBenchmark("membw/read", BM_MemoryReadBandwidth)->Unit(benchmark::kMillisecond);
+  if (real) bw->UseRealTime();
   benchmark::RegisterBenchmark("pool/empty_parallel_for", BM_EmptyParallelFor)->UseRealTime();
+  for (QType q : {QType::QInt4, QType::QInt2})
+    for (const auto& s : kShapes) {
+      if (s.n_out > 100000) continue;
+      const std::string name = std::string("prepare/") + std::string(qtype_name(q)) + "/" + s.model + "_" +
+                               std::to_string(s.n_out) + "x" + std::to_string(s.n_in);
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_prepare(st, q, s.n_out, s.n_in); })
+          ->Unit(benchmark::kMicrosecond);
+    }
   const QType types[] = {QType::QInt8, QType::QInt4, QType::QInt2, QType::QFloat8,
                          QType::BF16,  QType::F16,   QType::F32};
   for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
@@ -173,9 +205,11 @@ int register_all() {
                                      std::string(qtype_name(q)) + (transposed ? "T" : "") + "/" +
                                      s.model + "_" + std::to_string(s.n_out) + "x" +
                                      std::to_string(s.n_in) + "/" + isa_name(isa);
-            benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
               run_matmul(st, q, s.n_out, s.n_in, n_tok, transposed, isa);
-            })->UseRealTime()->Unit(benchmark::kMicrosecond);
+            });
+            b->Unit(benchmark::kMicrosecond);
+            if (real) b->UseRealTime();
           }
         }
   return 0;

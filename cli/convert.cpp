@@ -1,13 +1,14 @@
 // qllm convert: re-save a checkpoint through the safetensors writer, optionally casting float
 // tensors and (re)sharding. The output is byte-identical to what Python's safetensors save_file
 // (and transformers' save_pretrained sharding) writes for the same tensors.
+#include "format/convert.h"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
 
 #include "command.h"
-#include "format/convert.h"
 #include "format/hf_dir.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
@@ -29,7 +30,9 @@ std::optional<DType> parse_target_dtype(const std::string& s) {
 }
 
 // F64 is left alone: going through f32 would round twice, unlike torch's direct cast.
-bool castable(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool castable(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 // Copies or casts one tensor into the writer's buffer, in chunks so that a cast needs only a
 // small f32 scratch buffer.
@@ -58,8 +61,8 @@ int run(const Opts& o) {
   std::vector<TensorToWrite> tensors;
   for (const TensorRef& t : set.all()) {
     const DType to = target && castable(t.dtype()) ? *target : t.dtype();
-    tensors.push_back({t.name(), to, t.shape(),
-                       [t, to](std::span<std::byte> dst) { fill_tensor(t, to, dst); }});
+    tensors.push_back(
+        {t.name(), to, t.shape(), [t, to](std::span<std::byte> dst) { fill_tensor(t, to, dst); }});
   }
   WriteOptions wo;
   if (!set.files().empty()) wo.metadata = set.files().front()->metadata();
@@ -84,19 +87,26 @@ int run(const Opts& o) {
   return 0;
 }
 
-Command kCmd{"convert", "Re-save a checkpoint: cast float tensors, shard or unshard", [](CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  app.add_option("input", o->in, "A .safetensors file, a model.safetensors.index.json or a model "
-                                  "directory")->required();
-  app.add_option("output", o->out, "A .safetensors file, or a directory to write model.safetensors "
-                                   "(or shards and an index) into; config and tokenizer files of "
-                                   "an input directory are copied unchanged")->required();
-  app.add_option("--dtype", o->dtype, "Cast F32/F16/BF16 tensors to f32, f16 or bf16 (round "
-                                      "to nearest even, as torch does)");
-  app.add_option("--max-shard-size", o->max_shard_size, "Shard past this size, e.g. 5GB or 500MB "
-                                                        "(decimal units, as transformers)");
-  return std::function<int()>([o] { return run(*o); });
-}};
+Command kCmd{"convert", "Re-save a checkpoint: cast float tensors, shard or unshard",
+             [](CLI::App& app) {
+               auto o = std::make_shared<Opts>();
+               app.add_option("input", o->in,
+                              "A .safetensors file, a model.safetensors.index.json or a model "
+                              "directory")
+                   ->required();
+               app.add_option("output", o->out,
+                              "A .safetensors file, or a directory to write model.safetensors "
+                              "(or shards and an index) into; config and tokenizer files of "
+                              "an input directory are copied unchanged")
+                   ->required();
+               app.add_option("--dtype", o->dtype,
+                              "Cast F32/F16/BF16 tensors to f32, f16 or bf16 (round "
+                              "to nearest even, as torch does)");
+               app.add_option("--max-shard-size", o->max_shard_size,
+                              "Shard past this size, e.g. 5GB or 500MB "
+                              "(decimal units, as transformers)");
+               return std::function<int()>([o] { return run(*o); });
+             }};
 
 }  // namespace
 }  // namespace qllm::cli

@@ -4,13 +4,12 @@
 // per tensor (name, dtype, shape, bytes), totals per dtype, the parameter count, the memory
 // footprint and the file sizes; for a directory also a summary of config.json and of
 // quanto_qmap.json. --json emits the same data as one JSON object.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -50,8 +49,7 @@ uint64_t parameters_of(const TensorSet& set, const TensorRef& t,
     return 0;
   if (ends(".weight._data._data") && t.shape().size() == 2) {
     const std::string weight = n.substr(0, n.size() - std::string_view("._data._data").size());
-    if (const TensorDesc* scale = set.find(weight + "._scale");
-        scale && scale->shape.size() >= 1)
+    if (const TensorDesc* scale = set.find(weight + "._scale"); scale && scale->shape.size() >= 1)
       return static_cast<uint64_t>(scale->shape[0]) * static_cast<uint64_t>(t.shape()[1]);
     const std::string module = weight.substr(0, weight.size() - std::string_view(".weight").size());
     auto it = module_weights.find(module);
@@ -117,7 +115,9 @@ Json summarise_qmap(const fs::path& p, std::map<std::string, std::string>* modul
   out["modules"] = q.size();
   Json by = Json::array();
   for (auto& [key, names] : groups)
-    by.push_back({{"weights", key.first}, {"activations", key.second}, {"modules", names.size()},
+    by.push_back({{"weights", key.first},
+                  {"activations", key.second},
+                  {"modules", names.size()},
                   {"names", names}});
   out["by_qtype"] = by;
   return out;
@@ -221,8 +221,8 @@ void print_table(const Json& r, bool verbose) {
   if (sharded) head += fmt::format("  {}", "file");
   std::printf("%s\n", head.c_str());
   for (const auto& t : r["tensors"]) {
-    std::string row = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}", t["name"].get<std::string>(), wn,
-                                  t["dtype"].get<std::string>(), wd, shape_str(t["shape"]), ws,
+    std::string row = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}", t["name"].get<std::string>(),
+                                  wn, t["dtype"].get<std::string>(), wd, shape_str(t["shape"]), ws,
                                   grouped(t["bytes"].get<uint64_t>()), wb);
     if (sharded) row += "  " + t["file"].get<std::string>();
     std::printf("%s\n", row.c_str());
@@ -281,13 +281,16 @@ int run(const Opts& o) {
 }
 
 Command kCmd{"inspect", "Show tensors, sizes and config of a model", [](CLI::App& app) {
-  auto o = std::make_shared<Opts>();
-  app.add_option("path", o->path, "A .safetensors file, a model.safetensors.index.json or a model "
-                                   "directory")->required();
-  app.add_flag("--json", o->json, "Print the report as JSON");
-  app.add_flag("-v,--verbose", o->verbose, "List the modules of each quantization type");
-  return std::function<int()>([o] { return run(*o); });
-}};
+               auto o = std::make_shared<Opts>();
+               app.add_option("path", o->path,
+                              "A .safetensors file, a model.safetensors.index.json or a model "
+                              "directory")
+                   ->required();
+               app.add_flag("--json", o->json, "Print the report as JSON");
+               app.add_flag("-v,--verbose", o->verbose,
+                            "List the modules of each quantization type");
+               return std::function<int()>([o] { return run(*o); });
+             }};
 
 }  // namespace
 }  // namespace qllm::cli

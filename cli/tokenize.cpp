@@ -1,11 +1,10 @@
 // qllm tokenize: encode text to ids, or decode ids to text, with a model's tokenizer.
 //   qllm tokenize MODEL_DIR --text "Hello" [--no-special] [--chat] [--json]
 //   qllm tokenize MODEL_DIR --decode 1,2,3 [--no-special] [--json]
-#include <nlohmann/json.hpp>
-
 #include <charconv>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "command.h"
@@ -64,19 +63,19 @@ int run(const Opts& o) {
   return 0;
 }
 
-Command kCmd{"tokenize", "Encode text to token ids, or decode ids to text", [](CLI::App& app) {
-               auto o = std::make_shared<Opts>();
-               app.add_option("model_dir", o->model_dir, "Model directory with tokenizer.json")
-                   ->required();
-               app.add_option("--text", o->text, "Text to encode");
-               app.add_option("--decode", o->decode, "Comma-separated ids to decode, e.g. 1,2,3");
-               app.add_flag("--no-special", o->no_special,
-                            "Encode without BOS/EOS; decode without special tokens");
-               app.add_flag("--chat", o->chat,
-                            "Encode the text as one user message through the chat template");
-               app.add_flag("--json", o->json, "Print a JSON array (or JSON string for --decode)");
-               return std::function<int()>([o] { return run(*o); });
-             }};
+Command kCmd{
+    "tokenize", "Encode text to token ids, or decode ids to text", [](CLI::App& app) {
+      auto o = std::make_shared<Opts>();
+      app.add_option("model_dir", o->model_dir, "Model directory with tokenizer.json")->required();
+      app.add_option("--text", o->text, "Text to encode");
+      app.add_option("--decode", o->decode, "Comma-separated ids to decode, e.g. 1,2,3");
+      app.add_flag("--no-special", o->no_special,
+                   "Encode without BOS/EOS; decode without special tokens");
+      app.add_flag("--chat", o->chat,
+                   "Encode the text as one user message through the chat template");
+      app.add_flag("--json", o->json, "Print a JSON array (or JSON string for --decode)");
+      return std::function<int()>([o] { return run(*o); });
+    }};
 
 }  // namespace
 }  // namespace qllm::cli

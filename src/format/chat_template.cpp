@@ -89,7 +89,8 @@ std::string ChatTemplate::render(
     return out;
   }
   if (system && !messages.empty()) turn(out, "system", *system);
-  for (std::size_t i = first; i < messages.size(); ++i) turn(out, messages[i].first, messages[i].second);
+  for (std::size_t i = first; i < messages.size(); ++i)
+    turn(out, messages[i].first, messages[i].second);
   out.append(kStart).append("assistant\n");
   return out;
 }

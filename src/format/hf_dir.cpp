@@ -37,8 +37,9 @@ void fsync_dir(const std::filesystem::path& dir) {
 
 AtomicFile::AtomicFile(const std::filesystem::path& path) : path_(path) {
   if (is_mapped(path))
-    fail(path, "refusing to overwrite a file that is being read (output and input are the same "
-               "file)");
+    fail(path,
+         "refusing to overwrite a file that is being read (output and input are the same "
+         "file)");
   std::string tmpl = path.string() + ".tmp-XXXXXX";
   fd_ = ::mkstemp(tmpl.data());
   if (fd_ < 0) fail(path, "cannot create a temporary file beside it: {}", std::strerror(errno));
@@ -74,8 +75,9 @@ void AtomicFile::commit() {
   if (rc != 0) fail(path_, "close failed: {}", std::strerror(errno));
   // Checked again: the target may have been mapped while we were writing.
   if (is_mapped(path_))
-    fail(path_, "refusing to overwrite a file that is being read (output and input are the same "
-                "file)");
+    fail(path_,
+         "refusing to overwrite a file that is being read (output and input are the same "
+         "file)");
   if (::rename(tmp_.c_str(), path_.c_str()) != 0)
     fail(path_, "cannot rename the temporary file into place: {}", std::strerror(errno));
   tmp_.clear();
@@ -90,10 +92,17 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view text)
 
 const std::vector<std::string_view>& model_side_file_names() {
   static const std::vector<std::string_view> names = {
-      "config.json",          "generation_config.json", "tokenizer.json",
-      "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-      "vocab.json",           "merges.txt",             "tokenizer.model",
-      "chat_template.jinja",  "chat_template.json",
+      "config.json",
+      "generation_config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "special_tokens_map.json",
+      "added_tokens.json",
+      "vocab.json",
+      "merges.txt",
+      "tokenizer.model",
+      "chat_template.jinja",
+      "chat_template.json",
   };
   return names;
 }

@@ -23,18 +23,30 @@ int safetensors_dtype_rank(DType t) {
   // F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ, I16, U16, F16, BF16, I32, U32, F32, C64, F64,
   // I64, U64). Its derived Ord is what the writer sorts by, descending.
   switch (t) {
-    case DType::BOOL: return 0;
-    case DType::U8: return 4;
-    case DType::I8: return 5;
-    case DType::F8_E5M2: return 6;
-    case DType::F8_E4M3: return 7;
-    case DType::I16: return 11;
-    case DType::F16: return 13;
-    case DType::BF16: return 14;
-    case DType::I32: return 15;
-    case DType::F32: return 17;
-    case DType::F64: return 19;
-    case DType::I64: return 20;
+    case DType::BOOL:
+      return 0;
+    case DType::U8:
+      return 4;
+    case DType::I8:
+      return 5;
+    case DType::F8_E5M2:
+      return 6;
+    case DType::F8_E4M3:
+      return 7;
+    case DType::I16:
+      return 11;
+    case DType::F16:
+      return 13;
+    case DType::BF16:
+      return 14;
+    case DType::I32:
+      return 15;
+    case DType::F32:
+      return 17;
+    case DType::F64:
+      return 19;
+    case DType::I64:
+      return 20;
   }
   return -1;
 }
@@ -44,7 +56,8 @@ std::vector<std::size_t> safetensors_layout_order(const std::vector<TensorToWrit
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   // std::string compares as unsigned bytes, like Rust's str Ord.
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    int ra = safetensors_dtype_rank(tensors[a].dtype), rb = safetensors_dtype_rank(tensors[b].dtype);
+    int ra = safetensors_dtype_rank(tensors[a].dtype),
+        rb = safetensors_dtype_rank(tensors[b].dtype);
     if (ra != rb) return ra > rb;
     return tensors[a].name < tensors[b].name;
   });
@@ -60,13 +73,27 @@ void append_json_string_serde(std::string& out, std::string_view s) {
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20) {
           out += "\\u00";
@@ -93,16 +120,32 @@ void append_json_string_python(std::string& out, std::string_view s) {
     auto u = static_cast<unsigned char>(s[i]);
     if (u < 0x80) {
       switch (u) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
         default:
-          if (u < 0x20 || u == 0x7f) hex4(u);
-          else out += static_cast<char>(u);
+          if (u < 0x20 || u == 0x7f)
+            hex4(u);
+          else
+            out += static_cast<char>(u);
       }
       ++i;
       continue;
@@ -209,8 +252,10 @@ void write_safetensors(const fs::path& path, std::vector<TensorToWrite> tensors,
   std::vector<std::byte> buf;
   for (const TensorToWrite* t : ordered) {
     buf.resize(byte_size(path, *t));
-    if (t->fill) t->fill(buf);
-    else std::fill(buf.begin(), buf.end(), std::byte{0});
+    if (t->fill)
+      t->fill(buf);
+    else
+      std::fill(buf.begin(), buf.end(), std::byte{0});
     out.write(buf);
   }
   out.commit();
@@ -223,8 +268,10 @@ uint64_t parse_shard_size(std::string_view text) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
   auto bad = [&]() -> uint64_t {
-    fail_usage("invalid shard size '{}' (expected a number followed by KB, MB, GB or TB, e.g. "
-               "'5GB')", text);
+    fail_usage(
+        "invalid shard size '{}' (expected a number followed by KB, MB, GB or TB, e.g. "
+        "'5GB')",
+        text);
   };
   if (s.empty()) bad();
   if (std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -234,7 +281,11 @@ uint64_t parse_shard_size(std::string_view text) {
   if (s.size() < 3) bad();
   std::string unit = s.substr(s.size() - 2);
   for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double mult = unit == "KB" ? 1e3 : unit == "MB" ? 1e6 : unit == "GB" ? 1e9 : unit == "TB" ? 1e12 : 0;
+  double mult = unit == "KB"   ? 1e3
+                : unit == "MB" ? 1e6
+                : unit == "GB" ? 1e9
+                : unit == "TB" ? 1e12
+                               : 0;
   if (mult == 0) bad();
   std::string num = s.substr(0, s.size() - 2);
   while (!num.empty() && std::isspace(static_cast<unsigned char>(num.back()))) num.pop_back();
@@ -258,8 +309,8 @@ std::string shard_name(std::size_t i, std::size_t n) {
 std::string index_json(const std::map<std::string, std::string>& weight_map,
                        uint64_t total_parameters, uint64_t total_size) {
   std::string j = "{\n  \"metadata\": {\n";
-  j += fmt::format("    \"total_parameters\": {},\n    \"total_size\": {}\n  }},\n", total_parameters,
-                   total_size);
+  j += fmt::format("    \"total_parameters\": {},\n    \"total_size\": {}\n  }},\n",
+                   total_parameters, total_size);
   j += "  \"weight_map\": {";
   bool first = true;
   for (const auto& [name, file] : weight_map) {
@@ -336,8 +387,9 @@ std::vector<fs::path> write_model_weights(const fs::path& dir, std::vector<Tenso
   for (const auto* list : {&outputs, &stale})
     for (const auto& p : *list)
       if (is_mapped(p))
-        fail(p, "refusing to overwrite a file that is being read (output and input are the same "
-                "file)");
+        fail(p,
+             "refusing to overwrite a file that is being read (output and input are the same "
+             "file)");
 
   fs::create_directories(dir, ec);
   if (!fs::is_directory(dir)) fail(dir, "cannot create the output directory: {}", ec.message());
@@ -353,8 +405,9 @@ std::vector<fs::path> write_model_weights(const fs::path& dir, std::vector<Tenso
     write_safetensors(outputs[s], std::move(part), opts);
   }
   if (sharded)
-    write_file_atomic(index_path,
-                      index_json(weight_map, opts.total_parameters.value_or(total_params), total_size));
+    write_file_atomic(
+        index_path,
+        index_json(weight_map, opts.total_parameters.value_or(total_params), total_size));
   for (const auto& p : stale) fs::remove(p, ec);
   return outputs;
 }

@@ -62,10 +62,18 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   return utf8::sanitize(decode_impl(*d_, ids, skip_special, /*raw=*/false));
 }
 
-int32_t Tokenizer::n_vocab() const { return static_cast<int32_t>(d_->id_to_token.size()); }
-std::optional<int32_t> Tokenizer::bos_id() const { return d_->bos; }
-std::optional<int32_t> Tokenizer::eos_id() const { return d_->eos; }
-const std::filesystem::path& Tokenizer::path() const { return d_->path; }
+int32_t Tokenizer::n_vocab() const {
+  return static_cast<int32_t>(d_->id_to_token.size());
+}
+std::optional<int32_t> Tokenizer::bos_id() const {
+  return d_->bos;
+}
+std::optional<int32_t> Tokenizer::eos_id() const {
+  return d_->eos;
+}
+const std::filesystem::path& Tokenizer::path() const {
+  return d_->path;
+}
 
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   std::string key(token);
@@ -84,7 +92,9 @@ bool Tokenizer::is_special(int32_t id) const {
   return id >= 0 && id < n_vocab() && d_->special[id];
 }
 
-bool Tokenizer::has_chat_template() const { return ChatTemplate::supports(d_->chat_template); }
+bool Tokenizer::has_chat_template() const {
+  return ChatTemplate::supports(d_->chat_template);
+}
 
 std::string Tokenizer::apply_chat_template(
     const std::vector<std::pair<std::string, std::string>>& role_content) const {

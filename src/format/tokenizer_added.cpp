@@ -10,8 +10,8 @@ namespace {
 // Unicode White_Space, the set Rust's char::is_whitespace uses for lstrip/rstrip.
 bool is_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Alphanumeric or '_'; every non-ASCII character counts as a letter here (approximation).
@@ -31,7 +31,9 @@ char32_t char_before(std::string_view s, std::size_t i) {
   return utf8::next(s, b);
 }
 
-char32_t char_at(std::string_view s, std::size_t i) { return utf8::next(s, i); }
+char32_t char_at(std::string_view s, std::size_t i) {
+  return utf8::next(s, i);
+}
 
 }  // namespace
 

@@ -104,7 +104,8 @@ std::string run_decoders(const TokenizerData& d, std::vector<std::string> tokens
           std::size_t b = 0, e = t.size(), n = step.a.size();
           for (std::size_t k = 0; k < step.start && e - b >= n && t.compare(b, n, step.a) == 0; ++k)
             b += n;
-          for (std::size_t k = 0; k < step.stop && e - b >= n && t.compare(e - n, n, step.a) == 0; ++k)
+          for (std::size_t k = 0; k < step.stop && e - b >= n && t.compare(e - n, n, step.a) == 0;
+               ++k)
             e -= n;
           t = t.substr(b, e - b);
         }
@@ -150,9 +151,9 @@ std::string StreamDecoder::push(int32_t id) {
 
 std::string StreamDecoder::flush() {
   std::string text = tok_->decode_bytes(window_, skip_special_);
-  std::string out =
-      text.size() > printed_.size() ? utf8::sanitize(std::string_view(text).substr(printed_.size()))
-                                    : std::string();
+  std::string out = text.size() > printed_.size()
+                        ? utf8::sanitize(std::string_view(text).substr(printed_.size()))
+                        : std::string();
   window_.clear();
   printed_.clear();
   return out;

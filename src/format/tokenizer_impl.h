@@ -59,9 +59,9 @@ struct PreTokenizer {
 struct DecoderStep {
   enum class Kind { ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace };
   Kind kind;
-  std::string a, b;           // Replace a -> b; Strip/Metaspace: the character (a)
+  std::string a, b;                 // Replace a -> b; Strip/Metaspace: the character (a)
   std::size_t start = 0, stop = 0;  // Strip: how many copies of `a` to cut at each end
-  bool prepend = true;        // Metaspace: the encoder prepended `a`, so drop it from token 0
+  bool prepend = true;              // Metaspace: the encoder prepended `a`, so drop it from token 0
 };
 
 // The BPE model: vocabulary plus merges keyed by the ids of the pair.

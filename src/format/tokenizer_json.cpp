@@ -20,10 +20,9 @@
 // "a b" pair per line, highest priority first) describe a GPT-2 byte-level BPE.
 //
 // Every field is checked before use; anything unexpected is a FormatError naming the file.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "format/tokenizer_impl.h"
@@ -71,8 +70,7 @@ struct Reader {
   }
   std::string str(const json& j, const char* key, std::string_view what) const {
     auto it = j.find(key);
-    if (it == j.end() || !it->is_string())
-      fail(path, "{}: '{}' must be a string", what, key);
+    if (it == j.end() || !it->is_string()) fail(path, "{}: '{}' must be a string", what, key);
     return it->get<std::string>();
   }
   bool flag(const json& j, const char* key, bool def) const {
@@ -115,17 +113,21 @@ struct Reader {
 };
 
 // Escapes a literal so that PCRE2 matches it verbatim.
-std::string regex_quote(const std::string& s) { return "\\Q" + s + "\\E"; }
+std::string regex_quote(const std::string& s) {
+  return "\\Q" + s + "\\E";
+}
 
 void read_normalizer(const Reader& r, const json& j, std::vector<Normalizer>& out) {
   if (j.is_null()) return;
   std::string t = r.type(j, "normalizer");
   if (t == "Sequence") {
-    for (const auto& n : r.array(j, "normalizers", "normalizer Sequence")) read_normalizer(r, n, out);
+    for (const auto& n : r.array(j, "normalizers", "normalizer Sequence"))
+      read_normalizer(r, n, out);
   } else if (t == "NFC") {
     out.push_back({Normalizer::Kind::Nfc, {}, {}, nullptr});
   } else if (t == "Prepend") {
-    out.push_back({Normalizer::Kind::Prepend, r.str(j, "prepend", "normalizer Prepend"), {}, nullptr});
+    out.push_back(
+        {Normalizer::Kind::Prepend, r.str(j, "prepend", "normalizer Prepend"), {}, nullptr});
   } else if (t == "Replace") {
     Normalizer n{Normalizer::Kind::Replace, {}, r.str(j, "content", "normalizer Replace"), nullptr};
     n.regex = r.pattern(j, "normalizer Replace", &n.a);
@@ -155,8 +157,8 @@ SplitBehavior read_behavior(const Reader& r, const json& j) {
 
 PrependScheme read_prepend_scheme(const Reader& r, const json& j) {
   auto it = j.find("prepend_scheme");
-  if (it == j.end()) return r.flag(j, "add_prefix_space", true) ? PrependScheme::Always
-                                                                 : PrependScheme::Never;
+  if (it == j.end())
+    return r.flag(j, "add_prefix_space", true) ? PrependScheme::Always : PrependScheme::Never;
   std::string s = r.str(j, "prepend_scheme", "Metaspace");
   if (s == "always") return PrependScheme::Always;
   if (s == "first") return PrependScheme::First;
@@ -219,7 +221,8 @@ void read_decoder(const Reader& r, const json& j, std::vector<DecoderStep>& out)
     s.a = r.str(j, "content", "decoder Strip");
     auto count = [&](const char* key) -> std::size_t {
       auto it = j.find(key);
-      if (it == j.end() || !it->is_number_unsigned()) fail(r.path, "decoder Strip: '{}' must be a count", key);
+      if (it == j.end() || !it->is_number_unsigned())
+        fail(r.path, "decoder Strip: '{}' must be a count", key);
       return std::min<std::size_t>(it->get<uint64_t>(), 1u << 20);
     };
     s.start = count("start");
@@ -323,9 +326,11 @@ void read_model(const Reader& r, const json& m, TokenizerData& d) {
       const auto& s = e.get_ref<const std::string&>();
       auto sp = s.find(' ', 1);  // a pair's first token is never empty
       if (sp == std::string::npos) fail(r.path, "merge {} ('{}') is not 'a b'", i, s);
-      add_merge(d, r.path, std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1), i);
+      add_merge(d, r.path, std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1),
+                i);
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      add_merge(d, r.path, e[0].get_ref<const std::string&>(), e[1].get_ref<const std::string&>(), i);
+      add_merge(d, r.path, e[0].get_ref<const std::string&>(), e[1].get_ref<const std::string&>(),
+                i);
     } else {
       fail(r.path, "merge {} is neither 'a b' nor [a, b]", i);
     }
@@ -334,7 +339,8 @@ void read_model(const Reader& r, const json& m, TokenizerData& d) {
   if (unk != m.end() && !unk->is_null()) {
     if (!unk->is_string()) fail(r.path, "model: 'unk_token' must be a string");
     auto it = d.bpe.vocab.find(unk->get<std::string>());
-    if (it == d.bpe.vocab.end()) fail(r.path, "model: unk_token '{}' is not in the vocabulary", unk->get<std::string>());
+    if (it == d.bpe.vocab.end())
+      fail(r.path, "model: unk_token '{}' is not in the vocabulary", unk->get<std::string>());
     d.bpe.unk_id = it->second;
   }
   d.bpe.fuse_unk = r.flag(m, "fuse_unk", false);
@@ -505,9 +511,11 @@ void load_from_tokenizer_json(TokenizerData& d) {
   }
   read_post_processor(r, get("post_processor"), d, d.prefix_ids, d.suffix_ids);
   for (int32_t id : d.prefix_ids)
-    if (id >= static_cast<int64_t>(d.id_to_token.size())) fail(d.path, "post_processor: id {} is not in the vocabulary", id);
+    if (id >= static_cast<int64_t>(d.id_to_token.size()))
+      fail(d.path, "post_processor: id {} is not in the vocabulary", id);
   for (int32_t id : d.suffix_ids)
-    if (id >= static_cast<int64_t>(d.id_to_token.size())) fail(d.path, "post_processor: id {} is not in the vocabulary", id);
+    if (id >= static_cast<int64_t>(d.id_to_token.size()))
+      fail(d.path, "post_processor: id {} is not in the vocabulary", id);
 }
 
 void load_from_vocab_merges(TokenizerData& d, const fs::path& merges_path) {

@@ -28,7 +28,9 @@ void replace_regex(std::string& s, const TokenRegex& re, const std::string& to) 
   s.swap(out);
 }
 
-bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+bool is_ascii_space(char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
+}
 
 }  // namespace
 

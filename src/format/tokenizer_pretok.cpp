@@ -157,7 +157,7 @@ std::vector<std::string> pre_tokenize(const TokenizerData& d, std::string text, 
           split_into(next, std::move(p), *step.regex, step.behavior, step.invert);
           break;
         case PreTokenizer::Kind::ByteLevel: {
-          if (step.add_prefix_space && (p.text.empty() || p.text[0] != ' ')) p.text.insert(0, " ");
+          if (step.add_prefix_space && (p.text.empty() || p.text[0] != ' ')) p.text = " " + p.text;
           if (step.use_regex) {
             std::vector<Piece> words;
             split_into(words, std::move(p), gpt2_regex(), SplitBehavior::Isolated, false);

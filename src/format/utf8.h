@@ -63,9 +63,15 @@ inline char32_t next(std::string_view s, std::size_t& i) {
   auto b = [&](int k) { return static_cast<char32_t>(static_cast<unsigned char>(s[i + k])); };
   char32_t c;
   switch (n) {
-    case 1: c = b(0); break;
-    case 2: c = ((b(0) & 0x1F) << 6) | (b(1) & 0x3F); break;
-    case 3: c = ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F); break;
+    case 1:
+      c = b(0);
+      break;
+    case 2:
+      c = ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+      break;
+    case 3:
+      c = ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+      break;
     default:
       c = ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
   }

@@ -80,7 +80,8 @@ TEST_F(CorruptSafetensors, ValidStartingPointOpens) {
 }
 
 TEST_F(CorruptSafetensors, ShorterThanTheLengthField) {
-  expect_file_error(write("tiny.safetensors", std::string("\x10\0\0", 3)), {"truncated", "3 bytes"});
+  expect_file_error(write("tiny.safetensors", std::string("\x10\0\0", 3)),
+                    {"truncated", "3 bytes"});
   expect_file_error(write("zero.safetensors", ""), {"truncated", "0 bytes"});
 }
 
@@ -121,12 +122,14 @@ TEST_F(CorruptSafetensors, ShapeDoesNotMatchOffsets) {
 
 TEST_F(CorruptSafetensors, OverlappingRanges) {
   auto h = replace(kValidHeader, R"("data_offsets":[16,28])", R"("data_offsets":[8,20])");
-  expect_file_error(write("overlap.safetensors", file_bytes(h, 28)), {"tensor 'b'", "overlaps tensor 'a'"});
+  expect_file_error(write("overlap.safetensors", file_bytes(h, 28)),
+                    {"tensor 'b'", "overlaps tensor 'a'"});
 }
 
 TEST_F(CorruptSafetensors, OffsetsPastTheEnd) {
   auto h = replace(kValidHeader, R"("data_offsets":[16,28])", R"("data_offsets":[100,112])");
-  expect_file_error(write("past.safetensors", file_bytes(h, 28)), {"tensor 'b'", "past the data section"});
+  expect_file_error(write("past.safetensors", file_bytes(h, 28)),
+                    {"tensor 'b'", "past the data section"});
 }
 
 TEST_F(CorruptSafetensors, EndBeforeBegin) {
@@ -161,21 +164,25 @@ TEST_F(CorruptSafetensors, DuplicateNames) {
 
 TEST_F(CorruptSafetensors, MissingFieldsAndBadMetadata) {
   auto h1 = replace(kValidHeader, R"("shape":[3],)", "");
-  expect_file_error(write("nofield.safetensors", file_bytes(h1, 28)), {"tensor 'b'", "missing field 'shape'"});
+  expect_file_error(write("nofield.safetensors", file_bytes(h1, 28)),
+                    {"tensor 'b'", "missing field 'shape'"});
   auto h2 = replace(kValidHeader, R"({"format":"pt"})", R"({"format":1})");
-  expect_file_error(write("meta.safetensors", file_bytes(h2, 28)), {"__metadata__", "must be a string"});
+  expect_file_error(write("meta.safetensors", file_bytes(h2, 28)),
+                    {"__metadata__", "must be a string"});
 }
 
 TEST_F(CorruptSafetensors, DirectoryWithoutWeights) {
   fs::create_directories(dir_ / "empty_model");
   std::ofstream(dir_ / "empty_model" / "config.json") << "{}";
-  expect_error(dir_ / "empty_model", {"no weights"}, [&] { TensorSet::open(dir_ / "empty_model"); });
+  expect_error(dir_ / "empty_model", {"no weights"},
+               [&] { TensorSet::open(dir_ / "empty_model"); });
 }
 
 TEST_F(CorruptSafetensors, IndexNamesAMissingShard) {
   fs::path m = dir_ / "sharded";
   fs::create_directories(m);
-  std::ofstream(m / "model-00001-of-00002.safetensors", std::ios::binary) << file_bytes(kValidHeader, 28);
+  std::ofstream(m / "model-00001-of-00002.safetensors", std::ios::binary)
+      << file_bytes(kValidHeader, 28);
   std::ofstream(m / "model.safetensors.index.json")
       << R"({"metadata":{"total_size":40},"weight_map":{"a":"model-00001-of-00002.safetensors",)"
          R"("b":"model-00001-of-00002.safetensors","c":"model-00002-of-00002.safetensors"}})";
@@ -186,7 +193,8 @@ TEST_F(CorruptSafetensors, IndexNamesAMissingShard) {
 TEST_F(CorruptSafetensors, IndexNamesAMissingTensor) {
   fs::path m = dir_ / "sharded2";
   fs::create_directories(m);
-  std::ofstream(m / "model-00001-of-00001.safetensors", std::ios::binary) << file_bytes(kValidHeader, 28);
+  std::ofstream(m / "model-00001-of-00001.safetensors", std::ios::binary)
+      << file_bytes(kValidHeader, 28);
   std::ofstream(m / "model.safetensors.index.json")
       << R"({"weight_map":{"a":"model-00001-of-00001.safetensors","b":"model-00001-of-00001.safetensors",)"
          R"("zzz":"model-00001-of-00001.safetensors"}})";

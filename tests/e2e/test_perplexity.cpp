@@ -3,6 +3,7 @@
 // itself, the chunks method against a direct computation from `qllm logits`, and bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 
 using namespace qllm;
 using nlohmann::json;
+using test::data_dir;
 
 namespace {
 
@@ -54,8 +56,6 @@ void expect_format_error(const test::CommandResult& r, const std::string& needle
 }
 
 }  // namespace
-
-using test::data_dir;
 
 TEST(PerplexityE2E, StoriesLinesReproducesReference) {
   const json ref = json::parse(slurp(stories() / "reference.json"))["perplexity_tinystories_excerpt"];

@@ -11,9 +11,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The reader maps files, so each input goes through one scratch file per process.
-  static const std::string path =
-      (std::filesystem::temp_directory_path() / ("qllm-fuzz-" + std::to_string(::getpid()) +
-                                                 ".safetensors")).string();
+  static const std::string path = (std::filesystem::temp_directory_path() /
+                                   ("qllm-fuzz-" + std::to_string(::getpid()) + ".safetensors"))
+                                      .string();
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return 0;
   std::fwrite(data, 1, size, f);

@@ -1,10 +1,13 @@
 // Every compiled-in and supported kernel table (scalar, avx2, avx512) x every QType x shapes
 // with ragged group sizes, row counts that are not multiples of the row tile and token counts
 // that are not multiples of the token tile, against the reference kernel (kernels/cpu/ref).
+// int8/int4/int2 run twice: with f32 activations (ActQuant::Never, the decode kernels) and with
+// int8 activations (ActQuant::Always, the long-prefill kernels).
 //
 // Tolerance per output y[t, o], with m_i >= |every partial product the kernel may form|:
 //   |y - y_ref| <= kAtol + 2 * n_in * 2^-24 * sum_i m_i |x_i|     (two f32 sums in any order)
 //                + sum_i |s q_i| * amax_b(i) / 254                 (int8 activations only)
+// The f32-activation kernels get the first two terms only.
 // The last term is exact for per-block activation quantization: x_i - d*round(x_i/d) is at
 // most d/2 = amax_b/254, times the integer part of the weight s*q_i it multiplies.
 #include <gtest/gtest.h>
@@ -161,13 +164,16 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
         QTensor w = random_tensor(c.qtype, c.transposed, n_out, s.n_in, s.group_size, rng);
         prepare_for_kernels(w);
         if (affine) ASSERT_EQ(w.layout, Layout::RowChunked);
-        const bool quantized = kernel_accepts(*kt, w) && kt->uses_acts[static_cast<int>(c.qtype)];
+        const bool two_kinds = kt->uses_acts[static_cast<int>(c.qtype)];
         std::vector<float> row(s.n_in);
+        for (ActQuant policy : {ActQuant::Never, ActQuant::Always})
         for (int64_t n_tok : kTokens) {
+          if (!two_kinds && policy == ActQuant::Always) continue;
+          const bool quantized = kernel_accepts(*kt, w) && uses_quantized_acts(*kt, w, n_tok, policy);
           const auto x = random_x(n_tok, s.n_in, rng);
           const auto amax = block_absmax(x, n_tok, s.n_in);
           std::vector<float> y(n_tok * n_out, NAN), y_ref(n_tok * n_out);
-          matmul(w, x.data(), n_tok, y.data(), pool(), *kt);
+          matmul(w, x.data(), n_tok, y.data(), pool(), *kt, policy);
           ref::matmul_rows(w, x.data(), n_tok, y_ref.data(), 0, n_out);
           int bad = 0;
           for (int64_t o = 0; o < n_out; ++o) {
@@ -179,6 +185,7 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
                 ADD_FAILURE() << isa_name(kt->isa) << " " << qtype_name(c.qtype)
                               << (c.transposed ? " transposed" : "") << " n_out=" << n_out
                               << " n_in=" << s.n_in << " G=" << w.group_size << " n_tok=" << n_tok
+                              << (quantized ? " int8 acts" : " f32 acts")
                               << ": y[" << t << "," << o << "] = " << a << ", ref " << r
                               << ", |diff| " << std::fabs(a - r) << " > tol " << tol;
             }
@@ -268,6 +275,35 @@ TEST(Linear, AddsBiasPerToken) {
   ref::matmul_rows(l.w, x.data(), 2, y_ref.data(), 0, 5);
   for (int t = 0; t < 2; ++t)
     for (int o = 0; o < 5; ++o) EXPECT_NEAR(y[t * 5 + o], y_ref[t * 5 + o] + l.bias[o], 1e-4);
+}
+
+// Every SIMD table has both kernels for int8/int4/int2, and the policy picks f32 activations
+// below kActQuantMinTokens tokens, int8 from there on, unless forced.
+TEST(Dispatch, ActivationPolicy) {
+  std::mt19937 rng(11);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    const KernelTable* kt = kernel_table(isa);
+    if (kt == nullptr) continue;
+    for (QType q : {QType::QInt8, QType::QInt4, QType::QInt2}) {
+      QTensor w = random_tensor(q, false, 4, 256, 64, rng);
+      prepare_for_kernels(w);
+      ASSERT_TRUE(kernel_accepts(*kt, w));
+      ASSERT_NE(kt->rows_f32[static_cast<int>(q)], nullptr) << isa_name(isa) << " " << qtype_name(q);
+      EXPECT_FALSE(uses_quantized_acts(*kt, w, 1, ActQuant::Auto));
+      EXPECT_FALSE(uses_quantized_acts(*kt, w, kActQuantMinTokens - 1, ActQuant::Auto));
+      EXPECT_TRUE(uses_quantized_acts(*kt, w, kActQuantMinTokens, ActQuant::Auto));
+      EXPECT_FALSE(uses_quantized_acts(*kt, w, 512, ActQuant::Never));
+      EXPECT_TRUE(uses_quantized_acts(*kt, w, 1, ActQuant::Always));
+      // Auto at decode runs the same kernel as Never.
+      const auto x = random_x(1, 256, rng);
+      std::vector<float> y_auto(4), y_never(4);
+      matmul(w, x.data(), 1, y_auto.data(), pool(), *kt, ActQuant::Auto);
+      matmul(w, x.data(), 1, y_never.data(), pool(), *kt, ActQuant::Never);
+      EXPECT_EQ(y_auto, y_never);
+    }
+    QTensor f = random_tensor(QType::QFloat8, false, 4, 64, 0, rng);
+    EXPECT_FALSE(uses_quantized_acts(*kt, f, 512, ActQuant::Always));  // float8 reads f32 x always
+  }
 }
 
 TEST(Dispatch, ActiveIsaIsSupported) {

@@ -193,3 +193,32 @@ TEST(Gptq, DeadInputsStillQuantize) {
   GptqResult r = gptq_quantize(w, n_out, n_in, h, {4, 32, DType::F32}, pool);
   EXPECT_EQ(r.q, max_round(w, n_out, n_in, {4, 32, DType::F32}, pool).q);
 }
+
+// The refit is a least-squares solve for fixed codes, so it cannot raise the output error (f32
+// rounding of the refitted scale aside), and the refined result keeps the best row of each
+// candidate, so it is never worse than one GPTQ pass.
+TEST(Gptq, RefitAndRefinementNeverRaiseOutputError) {
+  ThreadPool& pool = ThreadPool::global();
+  const int64_t n_out = 16, n_in = 96, n_tok = 256;
+  auto w = random_weights(n_out, n_in, 31);
+  auto x = correlated_inputs(n_tok, n_in, 32);
+  auto h = hessian(x, n_tok, n_in);
+  for (int64_t g : {int64_t{32}, n_in}) {
+    GptqOptions opt{4, g, DType::F32};
+    GptqResult r = gptq_quantize(w, n_out, n_in, h, opt, pool);
+    GptqResult refit = refit_grid(w, n_out, n_in, h, r, opt, pool);
+    EXPECT_EQ(refit.q, r.q);
+    auto e0 = row_output_error(w, n_out, n_in, h, r, g, pool);
+    auto e1 = row_output_error(w, n_out, n_in, h, refit, g, pool);
+    GptqResult best = gptq_refined(w, n_out, n_in, h, opt, pool, nullptr, 2);
+    auto e2 = row_output_error(w, n_out, n_in, h, best, g, pool);
+    double s0 = 0, s1 = 0;
+    for (int64_t o = 0; o < n_out; ++o) {
+      EXPECT_LE(e1[o], e0[o] * (1 + 1e-5)) << "row " << o << " group " << g;
+      EXPECT_LE(e2[o], e0[o]) << "row " << o << " group " << g;
+      s0 += e0[o];
+      s1 += e2[o];
+    }
+    std::printf("group %3lld: refined/plain GPTQ output error = %.3f\n", static_cast<long long>(g), s1 / s0);
+  }
+}

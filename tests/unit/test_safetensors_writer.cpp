@@ -18,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fixtures() { return test::test_data_dir() / "fixtures"; }
+fs::path fixtures() {
+  return test::test_data_dir() / "fixtures";
+}
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -42,10 +44,12 @@ std::vector<T> values(const TensorRef& t) {
 
 // The insertion order of the dict in tools/make_fixtures.py: the order huggingface_hub shards in.
 const std::vector<std::string> kPythonOrder = {
-    "f32", "f64.scalar", "f16", "bf16", "f8_e4m3", "i64", "i32",
-    "i16", "i8", "u8", "bool", "empty", "layer.1.weight", "layer.10.weight"};
+    "f32", "f64.scalar", "f16",   "bf16",           "f8_e4m3",        "i64", "i32", "i16", "i8",
+    "u8",  "bool",       "empty", "layer.1.weight", "layer.10.weight"};
 
-std::vector<uint8_t> u8_tensor(std::size_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+std::vector<uint8_t> u8_tensor(std::size_t n, uint8_t v) {
+  return std::vector<uint8_t>(n, v);
+}
 
 TensorToWrite u8_entry(const std::string& name, int64_t n) {
   return {name, DType::U8, {n}, [n](std::span<std::byte> d) {
@@ -94,7 +98,8 @@ TEST(SafetensorsWriter, RewriteOfPythonFileIsByteIdentical) {
     SafetensorsFile f(src);
     std::vector<TensorToWrite> ts;
     // Reverse the input order: the layout must not depend on it.
-    for (auto it = f.tensors().rbegin(); it != f.tensors().rend(); ++it) ts.push_back(copy_of(f.ref(*it)));
+    for (auto it = f.tensors().rbegin(); it != f.tensors().rend(); ++it)
+      ts.push_back(copy_of(f.ref(*it)));
     write_safetensors(out, std::move(ts), {.metadata = f.metadata()});
   }
   const std::string a = slurp(src), b = slurp(out);
@@ -120,7 +125,8 @@ TEST(SafetensorsWriter, ShardedRewriteMatchesHuggingfaceHubSplit) {
                        "model-00003-of-00003.safetensors", "model.safetensors.index.json"}));
   for (const auto& n : names) {
     ASSERT_TRUE(fs::exists(ref_dir / n)) << n;
-    EXPECT_TRUE(slurp(ref_dir / n) == slurp(out / n)) << n << " differs from the Python-written one";
+    EXPECT_TRUE(slurp(ref_dir / n) == slurp(out / n))
+        << n << " differs from the Python-written one";
   }
   // And the set reads back as one checkpoint.
   auto set = TensorSet::open(out);
@@ -215,10 +221,9 @@ TEST(SafetensorsWriter, RefusesToOverwriteAMappedInput) {
 TEST(SafetensorsWriter, LeavesNoPartialFileOnError) {
   const fs::path dir = test::temp_dir("stw-partial");
   const fs::path p = dir / "m.safetensors";
-  std::vector<TensorToWrite> ts{u8_entry("a", 4),
-                                {"b", DType::F32, {2}, [](std::span<std::byte>) {
-                                   throw FormatError("source went away");
-                                 }}};
+  std::vector<TensorToWrite> ts{u8_entry("a", 4), {"b", DType::F32, {2}, [](std::span<std::byte>) {
+                                                     throw FormatError("source went away");
+                                                   }}};
   EXPECT_THROW(write_safetensors(p, std::move(ts)), FormatError);
   EXPECT_TRUE(fs::is_empty(dir)) << "temporary file left behind";
 }
@@ -227,9 +232,9 @@ TEST(SafetensorsWriter, RejectsDuplicateAndOverflowingTensors) {
   const fs::path dir = test::temp_dir("stw-bad");
   EXPECT_THROW(write_safetensors(dir / "d.safetensors", {u8_entry("a", 1), u8_entry("a", 2)}),
                FormatError);
-  EXPECT_THROW(write_safetensors(dir / "o.safetensors",
-                                 {{"x", DType::F32, {int64_t{1} << 62, 8}, nullptr}}),
-               FormatError);
+  EXPECT_THROW(
+      write_safetensors(dir / "o.safetensors", {{"x", DType::F32, {int64_t{1} << 62, 8}, nullptr}}),
+      FormatError);
   EXPECT_TRUE(fs::is_empty(dir));
 }
 

@@ -2,9 +2,9 @@
 // encodings, Qwen2's chat template against transformers' apply_chat_template, streaming
 // decode, bad input, and the `qllm tokenize` command.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "format/tokenizer.h"
 #include "format/utf8.h"
@@ -16,8 +16,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path stories_dir() { return test::data_dir() / "models" / "stories260K"; }
-fs::path qwen2_dir() { return test::data_dir() / "tokenizers" / "qwen2"; }
+fs::path stories_dir() {
+  return test::data_dir() / "models" / "stories260K";
+}
+fs::path qwen2_dir() {
+  return test::data_dir() / "tokenizers" / "qwen2";
+}
 
 const Tokenizer& stories() {
   static Tokenizer t = Tokenizer::load(stories_dir());
@@ -35,9 +39,9 @@ nlohmann::json reference() {
 
 // From the shared data's README: transformers' apply_chat_template for one user message
 // "Hello, who are you?" with add_generation_prompt=True, tokenized.
-const std::vector<int32_t> kQwen2ChatIds = {151644, 8948,  198, 2610, 525,   264, 10950, 17847, 13,
-                                            151645, 198,   151644, 872, 198,   9707, 11,  879,
-                                            525,    498,   30,   151645, 198, 151644, 77091, 198};
+const std::vector<int32_t> kQwen2ChatIds = {
+    151644, 8948, 198, 2610, 525, 264, 10950, 17847,  13,  151645, 198,   151644, 872,
+    198,    9707, 11,  879,  525, 498, 30,    151645, 198, 151644, 77091, 198};
 
 void write(const fs::path& p, const std::string& s) {
   std::ofstream f(p, std::ios::binary);
@@ -113,25 +117,27 @@ TEST(Tokenizer, Qwen2ChatTemplate) {
   EXPECT_EQ(qwen2().encode(text), kQwen2ChatIds);
   EXPECT_EQ(qwen2().decode(kQwen2ChatIds), text);
   // An explicit system message replaces the template's default one.
-  std::string custom = qwen2().apply_chat_template({{"system", "S"}, {"user", "Hello, who are you?"}});
+  std::string custom =
+      qwen2().apply_chat_template({{"system", "S"}, {"user", "Hello, who are you?"}});
   EXPECT_EQ(custom.find("You are a helpful assistant."), std::string::npos);
   EXPECT_NE(custom.find("<|im_start|>system\nS<|im_end|>\n"), std::string::npos);
 }
 
 TEST(Tokenizer, UnsupportedChatTemplate) {
   auto dir = test::temp_dir("tok-template");
-  for (const char* f : {"tokenizer.json"})
-    fs::copy_file(stories_dir() / f, dir / f);
-  write(dir / "tokenizer_config.json",
-        R"({"chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"})");
+  for (const char* f : {"tokenizer.json"}) fs::copy_file(stories_dir() / f, dir / f);
+  write(
+      dir / "tokenizer_config.json",
+      R"({"chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"})");
   Tokenizer tok = Tokenizer::load(dir);
   EXPECT_FALSE(tok.has_chat_template());
   try {
     tok.apply_chat_template({{"user", "hi"}});
     FAIL() << "expected FormatError";
   } catch (const FormatError& e) {
-    EXPECT_EQ(std::string(e.what()), (dir / "tokenizer_config.json").string() +
-                                         ": chat template is not one qllm can render (supported: ChatML)");
+    EXPECT_EQ(std::string(e.what()),
+              (dir / "tokenizer_config.json").string() +
+                  ": chat template is not one qllm can render (supported: ChatML)");
   }
   fs::remove_all(dir);
 }
@@ -144,7 +150,8 @@ TEST(Tokenizer, MalformedTokenizerJsonIsFormatError) {
       {"unknown model", R"({"model": {"type": "Unigram", "vocab": []}})"},
       {"vocab not an object", R"({"model": {"type": "BPE", "vocab": [1], "merges": []}})"},
       {"negative id", R"({"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}})"},
-      {"merge of unknown token", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})"},
+      {"merge of unknown token",
+       R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})"},
       {"bad regex",
        R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
            "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}, "behavior": "Isolated"}})"},
@@ -197,7 +204,8 @@ TEST(TokenizeCommand, EncodesAndDecodes) {
   EXPECT_EQ(r.out, "403 407 261 378\n");
   r = test::run_qllm("tokenize '" + dir + "' --decode 403,407,261,378");
   EXPECT_EQ(r.out, "Once upon a time\n");
-  r = test::run_qllm("tokenize '" + qwen2_dir().string() + "' --text 'Hello, who are you?' --chat --json");
+  r = test::run_qllm("tokenize '" + qwen2_dir().string() +
+                     "' --text 'Hello, who are you?' --chat --json");
   EXPECT_EQ(r.out, nlohmann::json(kQwen2ChatIds).dump() + "\n");
 }
 

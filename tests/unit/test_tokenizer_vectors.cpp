@@ -79,9 +79,13 @@ const Tokenizer& qwen2() {
 
 }  // namespace
 
-TEST(TokenizerVectors, Gpt2) { check_vectors(gpt2(), "gpt-2"); }
+TEST(TokenizerVectors, Gpt2) {
+  check_vectors(gpt2(), "gpt-2");
+}
 
-TEST(TokenizerVectors, Qwen2) { check_vectors(qwen2(), "qwen2"); }
+TEST(TokenizerVectors, Qwen2) {
+  check_vectors(qwen2(), "qwen2");
+}
 
 TEST(TokenizerVectors, Gpt2FromVocabAndMerges) {
   auto dir = test::temp_dir("tok-fallback");

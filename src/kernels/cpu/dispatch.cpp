@@ -83,7 +83,34 @@ Isa choose_isa() {
   fail_usage("QLLM_FORCE_ISA={}: unknown ISA (expected scalar, avx2 or avx512)", s);
 }
 
+ActQuant choose_act_quant() {
+  const char* env = std::getenv("QLLM_ACT_QUANT");
+  if (env == nullptr || *env == '\0') return ActQuant::Auto;
+  const std::string_view s = env;
+  if (s == "auto") return ActQuant::Auto;
+  if (s == "never") return ActQuant::Never;
+  if (s == "always") return ActQuant::Always;
+  fail_usage("QLLM_ACT_QUANT={}: unknown value (expected auto, never or always)", s);
+}
+
 }  // namespace
+
+ActQuant act_quant_policy() {
+  static const ActQuant policy = choose_act_quant();
+  return policy;
+}
+
+bool uses_quantized_acts(const KernelTable& table, const QTensor& w, int64_t n_tok, ActQuant policy) {
+  const int q = static_cast<int>(w.qtype);
+  if (!table.uses_acts[q]) return false;
+  if (table.rows_f32[q] == nullptr) return true;
+  switch (policy) {
+    case ActQuant::Never: return false;
+    case ActQuant::Always: return true;
+    case ActQuant::Auto: break;
+  }
+  return n_tok >= kActQuantMinTokens;
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {

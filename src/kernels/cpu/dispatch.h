@@ -6,6 +6,17 @@
 //   scalar  the reference kernels (kernels/cpu/ref)
 //   avx2    AVX2 + FMA + F16C
 //   avx512  AVX-512 F/BW/VL/DQ + VNNI (+ FMA, F16C)
+//
+// Activations of the int8/int4/int2 kernels. Each table has two kernels for these types:
+//   rows      int8 activations (QuantizedActs, vpdpbusd / vpmaddubsw): for long prefills, which
+//             are compute-bound; adds an activation-rounding error (bounded in
+//             tests/kernels/test_matmul.cpp).
+//   rows_f32  f32 activations, weights dequantized in registers: for decode and short prompts,
+//             which are memory-bandwidth-bound, so the int8 trick buys no speed there; error is
+//             that of the weights alone, which is what weight-only formats such as
+//             optimum-quanto's ("activations": "none") promise.
+// matmul() picks rows_f32 below kActQuantMinTokens tokens. QLLM_ACT_QUANT=auto|never|always
+// (read once) overrides it, to measure the int8-activation error on whole models.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +62,29 @@ struct KernelTable {
   QuantizeActsFn quantize_acts = nullptr;
   RowsFn rows[kNumQTypes] = {};          // null: use the reference kernel
   bool uses_acts[kNumQTypes] = {};       // the kernel reads QuantizedActs
+  // f32-activation kernels of the types whose `rows` kernel uses_acts (null for the others).
+  // They read x, and only group_sum of QuantizedActs (int4/int2).
+  RowsFn rows_f32[kNumQTypes] = {};
 };
+
+// Below this many tokens matmul() runs the f32-activation kernels: decode and short prompts
+// stream every weight once per token or few, so they are bandwidth-bound and int8 activations
+// would add error for no speed; weight-only formats promise weight-only error. Longer prefills
+// are compute-bound and get int8 activations (vpdpbusd), with the error bounded as documented
+// in tests/kernels/test_matmul.cpp.
+inline constexpr int64_t kActQuantMinTokens = 32;
+
+// Which activations the int8/int4/int2 kernels use.
+enum class ActQuant : uint8_t {
+  Auto,    // int8 when n_tok >= kActQuantMinTokens, else f32
+  Never,   // always f32
+  Always,  // always int8
+};
+// QLLM_ACT_QUANT=auto|never|always (unset or empty: auto), read once. Throws FormatError for
+// any other value.
+ActQuant act_quant_policy();
+// True when `table`'s kernel for w, under `policy` and n_tok, is the int8-activation one.
+bool uses_quantized_acts(const KernelTable& table, const QTensor& w, int64_t n_tok, ActQuant policy);
 
 // The table of `isa`, or null if not compiled in or not supported by this CPU.
 const KernelTable* kernel_table(Isa isa);

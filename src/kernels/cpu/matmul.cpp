@@ -1,3 +1,7 @@
+// Activation policy (see dispatch.h): the int8/int4/int2 kernels take f32 activations below
+// kActQuantMinTokens tokens (bandwidth-bound decode and short prompts: weight-only error, as
+// weight-only formats promise) and int8 activations from there on (compute-bound prefill,
+// vpdpbusd). QLLM_ACT_QUANT=never|always forces one or the other.
 #include "kernels/cpu/matmul.h"
 
 #include <vector>
@@ -19,18 +23,24 @@ void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-QuantizedActs quantize_for(const KernelTable& kt, const QTensor& w, const float* x, int64_t n_tok) {
+// Activations for one call: int8 quantized when `quantize`, and the exact group sums of x
+// that the affine (int4/int2) kernels of either kind need for their shift term.
+QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float* x, int64_t n_tok,
+                           bool quantize) {
   thread_local ActsBuffer buf;
-  const int64_t n_in = w.n_in, stride = (n_in + 63) / 64 * 64;
-  grow(buf.q, static_cast<std::size_t>(n_tok * stride));
-  grow(buf.lane_scale, static_cast<std::size_t>(n_tok * stride / 4));
-  grow(buf.offset, static_cast<std::size_t>(n_tok));
-  kt.quantize_acts(x, n_tok, n_in, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
+  const int64_t n_in = w.n_in;
   QuantizedActs a;
-  a.stride = stride;
-  a.q = buf.q.data();
-  a.lane_scale = buf.lane_scale.data();
-  a.offset = buf.offset.data();
+  if (quantize) {
+    const int64_t stride = (n_in + 63) / 64 * 64;
+    grow(buf.q, static_cast<std::size_t>(n_tok * stride));
+    grow(buf.lane_scale, static_cast<std::size_t>(n_tok * stride / 4));
+    grow(buf.offset, static_cast<std::size_t>(n_tok));
+    kt.quantize_acts(x, n_tok, n_in, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
+    a.stride = stride;
+    a.q = buf.q.data();
+    a.lane_scale = buf.lane_scale.data();
+    a.offset = buf.offset.data();
+  }
   if (qtype_info(w.qtype).affine) {
     const int64_t gs = w.group_size, gpr = n_in / gs;
     grow(buf.group_sum, static_cast<std::size_t>(n_tok * gpr));
@@ -51,17 +61,23 @@ constexpr int64_t kRowAlign = 16;
 
 }  // namespace
 
-void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt) {
+void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt,
+            ActQuant policy) {
   if (n_tok <= 0 || w.n_out <= 0) return;
   if (!kernel_accepts(kt, w)) {
     pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, y, b, e); }, kRowAlign);
     return;
   }
   const int q = static_cast<int>(w.qtype);
+  const bool quantized = uses_quantized_acts(kt, w, n_tok, policy);
   QuantizedActs acts;
-  if (kt.uses_acts[q]) acts = quantize_for(kt, w, x, n_tok);
-  const RowsFn fn = kt.rows[q];
+  if (kt.uses_acts[q]) acts = prepare_acts(kt, w, x, n_tok, quantized);
+  const RowsFn fn = kt.uses_acts[q] && !quantized ? kt.rows_f32[q] : kt.rows[q];
   pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { fn(w, x, acts, n_tok, y, b, e); }, kRowAlign);
+}
+
+void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt) {
+  matmul(w, x, n_tok, y, pool, kt, act_quant_policy());
 }
 
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {

@@ -15,13 +15,20 @@ namespace qllm {
 
 // Splits the output rows over the pool and runs the best kernel for W's qtype on this CPU
 // (dispatch.h). QInt4/QInt2 weights need prepare_for_kernels() (prepare.h) for the fast
-// kernels; otherwise the reference kernel runs. Activations of the int8/int4/int2 kernels
-// are quantized to int8 per block of 32 once per call (dispatch.h).
+// kernels; otherwise the reference kernel runs.
+// Activations of the int8/int4/int2 kernels: below kActQuantMinTokens tokens (decode, short
+// prompts: bandwidth-bound) they stay f32 and the weights are dequantized in registers, so
+// the only error is the weights' own; from kActQuantMinTokens on (compute-bound prefill) they
+// are quantized to int8 per block of 32 once per call for the integer dot-product kernels.
+// QLLM_ACT_QUANT=never|always overrides the choice (dispatch.h).
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
-// The same with the kernels of one table (tests and benchmarks compare ISAs with it).
+// The same with the kernels of one table (tests and benchmarks compare ISAs with it), under
+// QLLM_ACT_QUANT's policy or a given one.
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
             const KernelTable& kernels);
+void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
+            const KernelTable& kernels, ActQuant policy);
 
 // The matmul, then y += bias for each of n_tok rows (no-op for an empty bias).
 void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool);

@@ -1,5 +1,6 @@
-// AVX2 kernels (AVX2 + FMA + F16C) for x86-64 CPUs without AVX-512; same tiling and the same
-// quantized activations as the AVX-512 kernels (dispatch.h).
+// AVX2 kernels (AVX2 + FMA + F16C) for x86-64 CPUs without AVX-512; same tiling, the same
+// quantized activations and the same f32-activation variants as the AVX-512 kernels
+// (dispatch.h).
 //
 // Integer dot products use `vpmaddubsw` (u8 x s8 -> pairs summed to s16) then `vpmaddwd`
 // with ones (-> int32). int8 weights use the sign trick: |w| (u8, <= 128) times x_q with w's
@@ -217,6 +218,124 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
 
+// ---- f32 activations (decode, short prompts; dispatch.h) ----
+// Weights are widened to f32 in registers and FMA'd with x; scales are applied once per row
+// (int8) or per group (int4/int2), so the error is that of f32 sums alone.
+
+inline __m256 load_i8x8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+struct Int8F32Kernel {
+  const QTensor& w;
+  const float* x;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in, n_vec = n_in / 8 * 8;
+    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_vec; i += 8) {
+      __m256 wv[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = load_i8x8(base + r * n_in + i);
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256 xv = _mm256_loadu_ps(x + (t0 + t) * n_in + i);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      float s = hsum(acc[r][t]);
+      for (int64_t i = n_vec; i < n_in; ++i) s += static_cast<float>(base[r * n_in + i]) * x[(t0 + t) * n_in + i];
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * s;
+    }
+  }
+};
+
+void rows_int8_f32(const QTensor& w, const float* x, const QuantizedActs&, int64_t n_tok, float* y,
+                   int64_t ob, int64_t oe) {
+  const Int8F32Kernel k{w, x, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+// int4/int2 in RowChunked layout: a chunk's byte k, bit field f holds weight f * nb + k
+// (prepare.h), so 8 bytes zero-extended to int32 lanes give, field by field, 8 consecutive
+// weights (every chunk has a multiple of 8 bytes). x of group g starts at g * G; weights past
+// G (padding of a single ragged group) meet x loaded under a mask as 0.
+template <int Bits>
+struct BitsF32Kernel {
+  const QTensor& w;
+  const float* x;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    constexpr int kFields = 8 / Bits;
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, gs = geo.group_size, n_in = w.n_in;
+    const int64_t rb = geo.row_bytes;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m256i mask = _mm256_set1_epi32((1 << Bits) - 1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < gpr; ++g) {
+      const uint8_t* gw = base + g * gp * Bits / 8;
+      const float* xg = x + g * gs;
+      __m256 gacc[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm256_setzero_ps();
+      for (int64_t c = 0; c < gp; c += 64) {
+        const int64_t nb = (gp - c >= 64 ? 64 : 32) * Bits / 8;  // bytes of this chunk
+        const uint8_t* cw = gw + c * Bits / 8;
+        for (int64_t kb = 0; kb < nb; kb += 8) {
+          __m256i v[R];
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            v[r] = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
+          QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+            const int64_t j = c + f * nb + kb;  // weight index within the group
+            const bool whole = j + 8 <= gs;
+            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gs - j)), lane);
+            __m256 wv[R];
+            QLLM_UNROLL for (int r = 0; r < R; ++r) {
+              const __m256i q = f == 0 ? _mm256_and_si256(v[r], mask)
+                                       : _mm256_and_si256(_mm256_srli_epi32(v[r], f * Bits), mask);
+              wv[r] = _mm256_cvtepi32_ps(q);
+            }
+            QLLM_UNROLL for (int t = 0; t < T; ++t) {
+              const float* xp = xg + (t0 + t) * n_in + j;
+              const __m256 xv = whole ? _mm256_loadu_ps(xp) : _mm256_maskload_ps(xp, m);
+              QLLM_UNROLL for (int r = 0; r < R; ++r) gacc[r][t] = _mm256_fmadd_ps(wv[r], xv, gacc[r][t]);
+            }
+          }
+        }
+      }
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g]);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(gacc[r][t], s, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const float* shift = w.shift.data() + (o + r) * gpr;
+      const float* xs = a.group_sum + (t0 + t) * gpr;
+      float sh = 0.0f;
+      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
+    }
+  }
+};
+
+template <int Bits>
+void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                   int64_t ob, int64_t oe) {
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsF32Kernel<Bits> k{w, x, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
 // ---- float8 e4m3fn: same bit trick as the AVX-512 kernel (value / 2^8 as f16) ----
 
 inline void f8x16_to_f32(__m128i bytes, __m256* lo, __m256* hi) {
@@ -401,6 +520,9 @@ void fill_avx2(KernelTable* t) {
   set(QType::QInt4, rows_bits<4>, true);
   set(QType::QInt2, rows_bits<2>, true);
   set(QType::QFloat8, rows_float8, false);
+  t->rows_f32[static_cast<int>(QType::QInt8)] = rows_int8_f32;
+  t->rows_f32[static_cast<int>(QType::QInt4)] = rows_bits_f32<4>;
+  t->rows_f32[static_cast<int>(QType::QInt2)] = rows_bits_f32<2>;
 }
 
 }  // namespace qllm::x86
