@@ -20,7 +20,7 @@ namespace qllm::cli {
 namespace {
 
 struct Opts {
-  std::string model_dir, text, method = "chunks", base_dir;
+  std::string model_dir, text, method = "chunks", base_dir, device = "cpu";
   int64_t ctx = 0, stride = 0, chunks = 0;
   int threads = 0;
   bool json = false;
@@ -114,7 +114,7 @@ int run(const Opts& o) {
   if (!o.base_dir.empty()) base = Model::load(o.base_dir);
   Progress progress;
   PerplexityRun run = run_perplexity(
-      *model, base.get(), o.text, {*method, o.ctx, o.stride, o.chunks},
+      *model, base.get(), o.text, {*method, o.ctx, o.stride, o.chunks, o.device == "cuda"},
       [&](int64_t d, int64_t t, const NllStats& s) { progress.update(d, t, s); });
   progress.finish();
   if (o.json) std::printf("%s\n", to_json(o, run).dump(2).c_str());
@@ -133,6 +133,7 @@ Command kCmd{"perplexity", "Perplexity on a text, and KL divergence against a ba
   app.add_option("--chunks", o->chunks, "Evaluate only the first N windows (default: all)");
   app.add_option("--base", o->base_dir, "Base model directory: also report KL divergence and top-1");
   app.add_flag("--json", o->json, "Print one JSON object");
+  app.add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("-t,--threads", o->threads, "Worker threads (default: all cores)");
   return std::function<int()>([o] { return run(*o); });
 }};

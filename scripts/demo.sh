@@ -7,12 +7,12 @@ cd "$(dirname "$0")/.."
 data="${QLLM_DATA_DIR:-../shared}"
 model="${1:-$data/models/stories260K}"
 prompt="${2:-Once upon a time}"
-qllm=build/release/qllm
+qllm="${QLLM_BIN:-build/release/qllm}"
 out="$(mktemp -d)/$(basename "$model")-int8"
 trap 'rm -rf "$(dirname "$out")"' EXIT
 
 echo "== inspect $model"
-"$qllm" inspect "$model" | tail -n 12
+"$qllm" inspect "$model" | sed -n '/^dtype  *tensors/,$p'
 echo
 echo "== quantize to INT8 (every Linear layer, lm_head kept in float)"
 "$qllm" quantize "$model" "$out" --weights int8 --exclude lm_head
@@ -22,6 +22,9 @@ echo "== generate: original"
 echo
 echo "== generate: INT8"
 "$qllm" generate "$out" --prompt "$prompt" --max-new-tokens 64
+echo
+echo "== inspect the INT8 directory"
+"$qllm" inspect "$out" | sed -n '/^dtype  *tensors/,/^file/p'
 echo
 echo "== compare"
 "$qllm" compare "$model" "$out" --prompt "$prompt" --max-new-tokens 32

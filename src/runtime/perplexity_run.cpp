@@ -1,5 +1,10 @@
 #include "runtime/perplexity_run.h"
 
+#include <memory>
+#include <optional>
+
+#include "runtime/cuda/cuda_session.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -88,20 +93,31 @@ PerplexityRun run_perplexity(const Model& model, const Model* base,
   run.n_text_tokens = plan.n_text_tokens;
   run.n_scored = plan.n_scored();
 
-  Session session(model, run.ctx);
-  LogitsFn model_fn = [&](std::span<const int32_t> ids) {
-    session.reset();
-    return session.forward(ids, true);
+  // Each window is one fresh sequence; the logits of every position are scored.
+  auto cpu_fn = [&](std::optional<Session>& s, const Model& m) {
+    s.emplace(m, run.ctx);
+    return LogitsFn([&s](std::span<const int32_t> ids) {
+      s->reset();
+      return s->forward(ids, true);
+    });
   };
-  std::optional<Session> base_session;
+  // On the GPU, prefill runs in f32 (exact_prefill): perplexity compares models, so the
+  // tensor-core bf16 shortcut would blur exactly the differences being measured.
+  auto cuda_fn = [&](std::unique_ptr<cuda::CudaModel>& cm, std::optional<cuda::CudaSession>& s,
+                     const Model& m) {
+    cm = std::make_unique<cuda::CudaModel>(m);
+    s.emplace(*cm, run.ctx, /*exact_prefill=*/true);
+    return LogitsFn([&s](std::span<const int32_t> ids) {
+      s->reset();
+      return s->forward(ids, true);
+    });
+  };
+  std::optional<Session> session, base_session;
+  std::unique_ptr<cuda::CudaModel> gpu_model, gpu_base;
+  std::optional<cuda::CudaSession> gpu_session, gpu_base_session;
+  LogitsFn model_fn = opts.cuda ? cuda_fn(gpu_model, gpu_session, model) : cpu_fn(session, model);
   LogitsFn base_fn;
-  if (base) {
-    base_session.emplace(*base, run.ctx);
-    base_fn = [&](std::span<const int32_t> ids) {
-      base_session->reset();
-      return base_session->forward(ids, true);
-    };
-  }
+  if (base) base_fn = opts.cuda ? cuda_fn(gpu_base, gpu_base_session, *base) : cpu_fn(base_session, *base);
   run.result = evaluate_perplexity(plan, cfg.n_vocab, model_fn, base ? &base_fn : nullptr,
                                    ThreadPool::global(), progress);
   return run;

@@ -17,6 +17,7 @@ struct PerplexityOptions {
   int64_t ctx = 0;     // 0: min(512, the model's n_ctx)
   int64_t stride = 0;  // stride method; 0: ctx / 2
   int64_t max_windows = 0;  // evaluate only the first N windows (llama.cpp --chunks); 0: all
+  bool cuda = false;        // run the model (and the base) on the CUDA device, f32 prefill
 };
 
 struct PerplexityRun {

@@ -88,6 +88,10 @@ void ThreadPool::run(int64_t n, int64_t align, Thunk thunk, void* fn) {
     if (spin < kWaitSpinsBeforeYield) QLLM_PAUSE();
     else std::this_thread::yield();
   }
+  // Close the finished job before the next run() rewrites n_chunks_ and the callable: a worker
+  // that read this generation's state just before could otherwise compare its stale index with
+  // the next job's larger n_chunks_, claim it, and run the next job's chunk twice.
+  state_.store((gen << kIndexBits) | kClosedIndex, std::memory_order_seq_cst);
 }
 
 void ThreadPool::worker() {

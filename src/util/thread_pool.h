@@ -63,6 +63,8 @@ class ThreadPool {
   // state_ = generation << kIndexBits | next unclaimed chunk. One word, so a claim (CAS) can
   // only succeed for the job the claimer saw published.
   static constexpr int kIndexBits = 20;
+  // Index of a finished job: no chunk index reaches it (n_chunks_ <= threads <= 2^16).
+  static constexpr uint64_t kClosedIndex = (uint64_t{1} << kIndexBits) - 1;
   int n_threads_ = 1;
   std::vector<std::thread> threads_;
   // The current job, written before state_ publishes its generation.

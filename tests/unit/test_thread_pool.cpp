@@ -1,0 +1,43 @@
+// The pool runs every index of every job exactly once, also when jobs of different sizes follow
+// each other quickly and there are more threads than cores (stragglers from one job must never
+// claim work of the next).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "util/thread_pool.h"
+
+using qllm::ThreadPool;
+
+TEST(ThreadPool, EveryIndexOnceAcrossManyJobsOfChangingSize) {
+  for (int threads : {2, 3, 16}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(4096);
+    for (int job = 0; job < 3000; ++job) {
+      // Alternate small and large jobs so n_chunks changes from one job to the next.
+      const int64_t n = (job % 3 == 0) ? 2 : (job % 3 == 1) ? 37 : 4096;
+      for (int64_t i = 0; i < n; ++i) hits[i].store(0, std::memory_order_relaxed);
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+      });
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " job " << job << " index " << i;
+    }
+  }
+}
+
+TEST(ThreadPool, ChunksRespectAlignment) {
+  ThreadPool pool(3);
+  std::vector<std::pair<int64_t, int64_t>> chunks(3, {-1, -1});
+  std::atomic<int> k{0};
+  pool.parallel_for(100, [&](int64_t b, int64_t e) { chunks[k++] = {b, e}; }, 16);
+  int64_t covered = 0;
+  for (auto [b, e] : chunks) {
+    if (b < 0) continue;
+    EXPECT_EQ(b % 16, 0);
+    if (e != 100) EXPECT_EQ(e % 16, 0);
+    covered += e - b;
+  }
+  EXPECT_EQ(covered, 100);
+}
