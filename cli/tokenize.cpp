@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "command.h"
+#include "token_ids.h"
 #include "format/tokenizer.h"
 #include "util/error.h"
 
@@ -20,31 +21,12 @@ struct Opts {
   bool no_special = false, chat = false, json = false;
 };
 
-std::vector<int32_t> parse_ids(const std::string& list) {
-  std::vector<int32_t> ids;
-  std::size_t pos = 0;
-  while (pos <= list.size()) {
-    std::size_t end = list.find(',', pos);
-    if (end == std::string::npos) end = list.size();
-    std::string_view item(list.data() + pos, end - pos);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    int32_t v = 0;
-    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || p != item.data() + item.size())
-      fail_usage("--decode: '{}' is not a token id (expected comma-separated integers)", item);
-    ids.push_back(v);
-    pos = end + 1;
-  }
-  return ids;
-}
-
 int run(const Opts& o) {
   if (o.text.has_value() == o.decode.has_value())
     fail_usage("tokenize: give exactly one of --text or --decode");
   Tokenizer tok = Tokenizer::load(o.model_dir);
   if (o.decode) {
-    std::string text = tok.decode(parse_ids(*o.decode), o.no_special);
+    std::string text = tok.decode(parse_token_ids("--decode", *o.decode), o.no_special);
     std::string out = o.json ? nlohmann::json(text).dump() : text;
     std::printf("%s\n", out.c_str());
     return 0;
