@@ -67,41 +67,33 @@ std::vector<std::size_t> safetensors_layout_order(const std::vector<TensorToWrit
 namespace {
 
 // serde_json's string escaping: quote, backslash and control characters only; UTF-8 kept as is.
+// The two-character escapes that serde_json and Python's json share. Returns false for any
+// other character.
+bool append_short_escape(std::string& out, char c) {
+  switch (c) {
+    case '"': out += "\\\""; return true;
+    case '\\': out += "\\\\"; return true;
+    case '\b': out += "\\b"; return true;
+    case '\f': out += "\\f"; return true;
+    case '\n': out += "\\n"; return true;
+    case '\r': out += "\\r"; return true;
+    case '\t': out += "\\t"; return true;
+    default: return false;
+  }
+}
+
 void append_json_string_serde(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out += '"';
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 15];
-        } else {
-          out += c;
-        }
+    if (append_short_escape(out, c)) continue;
+    if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
     }
   }
   out += '"';
@@ -119,33 +111,9 @@ void append_json_string_python(std::string& out, std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto u = static_cast<unsigned char>(s[i]);
     if (u < 0x80) {
-      switch (u) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          if (u < 0x20 || u == 0x7f)
-            hex4(u);
-          else
-            out += static_cast<char>(u);
+      if (!append_short_escape(out, s[i])) {
+        if (u < 0x20 || u == 0x7f) hex4(u);
+        else out += static_cast<char>(u);
       }
       ++i;
       continue;
