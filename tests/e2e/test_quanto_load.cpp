@@ -8,9 +8,12 @@
 //   logits: quanto's own run in the model dtype (BF16/F16 compute). Its distance to logits_f32
 //     is recorded in golden.json (max_abs_diff_logits_vs_logits_f32, up to 0.15 for BF16); ours
 //     must be within that distance plus kMaxLogitDiffF32.
-// Both bounds are for f32 arithmetic. The prompts are short, so the default kernels (the best
-// ISA of this CPU) keep activations in f32 (kernels/cpu/dispatch.h, kActQuantMinTokens); the
-// int8-activation path of long prefills is bounded against the reference in tests/kernels.
+// The prompts are short, so the default kernels (the best ISA of this CPU) take fine activations
+// (kernels/cpu/dispatch.h, kActQuantMinTokens): f32 with the scalar and AVX2 kernels, where the
+// f32 bound holds, or int16 per block with the AVX-512 ones, which adds at most 2^-16 of each
+// block's absmax per element; end to end that stays within kMaxLogitDiffInt16Acts (largest seen
+// on these 12 models: 8.2e-4) and the greedy tokens stay identical. The int8-activation path of
+// long prefills is bounded against the reference in tests/kernels.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -23,6 +26,7 @@
 #include <sstream>
 
 #include "format/safetensors.h"
+#include "kernels/cpu/dispatch.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
@@ -34,6 +38,7 @@ namespace {
 // f32 on both sides with different summation orders; the same end-to-end f32 bound as the float
 // goldens (test_goldens.cpp): a tenth of the smallest top-1 margin the generator accepted.
 constexpr float kMaxLogitDiffF32 = 1e-4f;
+constexpr float kMaxLogitDiffInt16Acts = 2e-3f;
 
 std::vector<int64_t> read_i64(const SafetensorsFile& f, const char* name) {
   const TensorDesc* d = f.find(name);
@@ -76,8 +81,9 @@ TEST_P(QuantoLoad, LogitsAndGreedyMatchQuanto) {
   const float quanto_dtype_gap = info.at("max_abs_diff_logits_vs_logits_f32").get<float>();
   std::printf("[ quanto   ] %s: max|logits - logits_f32| = %.3g, max|logits - quanto's own| = %.3g "
               "(quanto's own vs f32: %.3g)\n", GetParam(), d32, down, quanto_dtype_gap);
-  EXPECT_LE(d32, kMaxLogitDiffF32);
-  EXPECT_LE(down, quanto_dtype_gap + kMaxLogitDiffF32);
+  const float bound = active_kernels().quantize_acts16 ? kMaxLogitDiffInt16Acts : kMaxLogitDiffF32;
+  EXPECT_LE(d32, bound);
+  EXPECT_LE(down, quanto_dtype_gap + bound);
 
   GenerateOptions g;
   g.max_new_tokens = static_cast<int64_t>(greedy.size());

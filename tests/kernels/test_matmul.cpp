@@ -1,15 +1,17 @@
 // Every compiled-in and supported kernel table (scalar, avx2, avx512) x every QType x shapes
 // with ragged group sizes, row counts that are not multiples of the row tile and token counts
 // that are not multiples of the token tile, against the reference kernel (kernels/cpu/ref).
-// int8/int4/int2 run twice: with f32 activations (ActQuant::Never, the decode kernels) and with
-// int8 activations (ActQuant::Always, the long-prefill kernels).
+// int8/int4/int2 run twice: with fine activations (ActQuant::Never, the decode kernels) and
+// with int8 activations (ActQuant::Always, the long-prefill kernels).
 //
 // Tolerance per output y[t, o], with m_i >= |every partial product the kernel may form|:
 //   |y - y_ref| <= kAtol + 2 * n_in * 2^-24 * sum_i m_i |x_i|     (two f32 sums in any order)
-//                + sum_i |s q_i| * amax_b(i) / 254                 (int8 activations only)
-// The f32-activation kernels get the first two terms only.
-// The last term is exact for per-block activation quantization: x_i - d*round(x_i/d) is at
-// most d/2 = amax_b/254, times the integer part of the weight s*q_i it multiplies.
+//                + sum_i |s q_i| * amax_b(i) / 254                 (int8 activations)
+//                + sum_i |s q_i| * amax_B(i) / 65534               (int16 activations)
+// f32-activation kernels get the first two terms only. The last ones are exact for per-block
+// activation rounding: x_i - d*round(x_i/d) is at most d/2 = amax/254 (int8, blocks b of 32)
+// or amax/65534 (int16, blocks B of act16_block(w)), times the integer part of the weight
+// s*q_i it multiplies.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -114,20 +116,35 @@ std::vector<float> random_x(int64_t n_tok, int64_t n_in, std::mt19937& rng) {
 }
 
 // Error bound of one output (see the top of the file).
-// Absmax of the 32-block holding each element of each token row.
-std::vector<float> block_absmax(const std::vector<float>& x, int64_t n_tok, int64_t n_in) {
+// Absmax of the `block` holding each element of each token row.
+std::vector<float> block_absmax(const std::vector<float>& x, int64_t n_tok, int64_t n_in, int64_t block) {
   std::vector<float> out(x.size());
   for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t b = 0; b < n_in; b += 32) {
+    for (int64_t b = 0; b < n_in; b += block) {
       float amax = 0.0f;
-      for (int64_t j = b; j < b + 32 && j < n_in; ++j) amax = std::fmax(amax, std::fabs(x[t * n_in + j]));
-      for (int64_t j = b; j < b + 32 && j < n_in; ++j) out[t * n_in + j] = amax;
+      for (int64_t j = b; j < b + block && j < n_in; ++j) amax = std::fmax(amax, std::fabs(x[t * n_in + j]));
+      for (int64_t j = b; j < b + block && j < n_in; ++j) out[t * n_in + j] = amax;
     }
   return out;
 }
 
+// How a kernel rounds activations: amax of each element's block and the divisor of amax that
+// bounds the rounding error (254 for int8, 65534 for int16), or none (f32).
+struct ActRounding {
+  std::vector<float> amax;
+  double divisor = 0.0;
+};
+
+ActRounding act_rounding(const KernelTable& kt, const QTensor& w, const std::vector<float>& x,
+                         int64_t n_tok, bool quantized) {
+  if (quantized) return {block_absmax(x, n_tok, w.n_in, 32), 254.0};
+  const bool int16 = kt.uses_acts[static_cast<int>(w.qtype)] && kt.quantize_acts16 != nullptr && act16_block(w) > 0;
+  if (int16) return {block_absmax(x, n_tok, w.n_in, act16_block(w)), 65534.0};
+  return {std::vector<float>(x.size(), 0.0f), 0.0};
+}
+
 double bound(const QTensor& w, const float* row, int64_t o, const float* xt, const float* amax,
-             bool quantized_acts) {
+             double divisor) {
   double float_mag = 0.0, act_err = 0.0;
   for (int64_t i = 0; i < w.n_in; ++i) {
     double m = std::fabs(row[i]), integer_part = m;
@@ -138,7 +155,7 @@ double bound(const QTensor& w, const float* row, int64_t o, const float* xt, con
       m += 2.0 * std::fabs(shift);
     }
     float_mag += m * std::fabs(xt[i]);
-    if (quantized_acts) act_err += integer_part * amax[i] / 254.0;
+    if (divisor > 0.0) act_err += integer_part * amax[i] / divisor;
   }
   return kAtol + 2.0 * static_cast<double>(w.n_in) * kUnitRoundoff * float_mag + act_err * 1.0001;
 }
@@ -176,7 +193,7 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
           if (!two_kinds && policy == ActQuant::Always) continue;
           const bool quantized = kernel_accepts(*kt, w) && uses_quantized_acts(*kt, w, n_tok, policy);
           const auto x = random_x(n_tok, s.n_in, rng);
-          const auto amax = block_absmax(x, n_tok, s.n_in);
+          const ActRounding rounding = act_rounding(*kt, w, x, n_tok, quantized);
           std::vector<float> y(n_tok * n_out, NAN), y_ref(n_tok * n_out);
           matmul(w, x.data(), n_tok, y.data(), pool(), *kt, policy);
           ref::matmul_rows(w, x.data(), n_tok, y_ref.data(), 0, n_out);
@@ -185,12 +202,13 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
             ref::dequantize_row(w, o, row.data());
             for (int64_t t = 0; t < n_tok; ++t) {
               const float a = y[t * n_out + o], r = y_ref[t * n_out + o];
-              const double tol = bound(w, row.data(), o, x.data() + t * s.n_in, amax.data() + t * s.n_in, quantized);
+              const double tol = bound(w, row.data(), o, x.data() + t * s.n_in,
+                                     rounding.amax.data() + t * s.n_in, rounding.divisor);
               if (!(std::fabs(a - r) <= tol) && bad++ < 5)
                 ADD_FAILURE() << isa_name(kt->isa) << " " << qtype_name(c.qtype)
                               << (c.transposed ? " transposed" : "") << " n_out=" << n_out
                               << " n_in=" << s.n_in << " G=" << w.group_size << " n_tok=" << n_tok
-                              << (quantized ? " int8 acts" : " f32 acts")
+                              << (quantized ? " int8 acts" : " fine acts")
                               << ": y[" << t << "," << o << "] = " << a << ", ref " << r
                               << ", |diff| " << std::fabs(a - r) << " > tol " << tol;
             }
@@ -232,6 +250,36 @@ TEST(QuantizeActs, SimdMatchesScalar) {
           EXPECT_LE(std::fabs(x[t * n_in + i] - d * q_ref[t * stride + i]), d * 0.5f * 1.0001f + 1e-30f);
         }
     }
+  }
+}
+
+// The int16 activation quantizer of each table that has one gives the scalar one's values, and
+// those are within d/2 of x (zero padding after n_in).
+TEST(QuantizeActs16, SimdMatchesScalar) {
+  std::mt19937 rng(8);
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernel_table(isa);
+    if (kt == nullptr || kt->quantize_acts16 == nullptr) continue;
+    for (int64_t block : {64, 128})
+      for (int64_t n_in : {5, 64, 172, 896}) {
+        const int64_t n_tok = 3, stride = (n_in + block - 1) / block * block, nb = stride / block;
+        const auto x = random_x(n_tok, n_in, rng);
+        std::vector<int16_t> q(n_tok * stride, 99), q_ref(n_tok * stride, 99);
+        std::vector<float> d(n_tok * nb), d_ref(n_tok * nb);
+        kt->quantize_acts16(x.data(), n_tok, n_in, block, stride, q.data(), d.data());
+        quantize_acts16_scalar(x.data(), n_tok, n_in, block, stride, q_ref.data(), d_ref.data());
+        EXPECT_EQ(q, q_ref) << isa_name(isa) << " block=" << block << " n_in=" << n_in;
+        EXPECT_EQ(d, d_ref) << isa_name(isa) << " block=" << block << " n_in=" << n_in;
+        for (int64_t t = 0; t < n_tok; ++t)
+          for (int64_t i = 0; i < stride; ++i) {
+            const float s = d_ref[t * nb + i / block];
+            if (i >= n_in) {
+              EXPECT_EQ(q_ref[t * stride + i], 0);
+              continue;
+            }
+            EXPECT_LE(std::fabs(x[t * n_in + i] - s * q_ref[t * stride + i]), s * 0.5f * 1.0001f + 1e-30f);
+          }
+      }
   }
 }
 
@@ -282,7 +330,7 @@ TEST(Linear, AddsBiasPerToken) {
     for (int o = 0; o < 5; ++o) EXPECT_NEAR(y[t * 5 + o], y_ref[t * 5 + o] + l.bias[o], 1e-4);
 }
 
-// Every SIMD table has both kernels for int8/int4/int2, and the policy picks f32 activations
+// Every SIMD table has both kernels for int8/int4/int2, and the policy picks fine activations
 // below kActQuantMinTokens tokens, int8 from there on, unless forced.
 TEST(Dispatch, ActivationPolicy) {
   std::mt19937 rng(11);
@@ -293,7 +341,7 @@ TEST(Dispatch, ActivationPolicy) {
       QTensor w = random_tensor(q, false, 4, 256, 64, rng);
       prepare_for_kernels(w);
       ASSERT_TRUE(kernel_accepts(*kt, w));
-      ASSERT_NE(kt->rows_f32[static_cast<int>(q)], nullptr) << isa_name(isa) << " " << qtype_name(q);
+      ASSERT_NE(kt->rows_fine[static_cast<int>(q)], nullptr) << isa_name(isa) << " " << qtype_name(q);
       EXPECT_FALSE(uses_quantized_acts(*kt, w, 1, ActQuant::Auto));
       EXPECT_FALSE(uses_quantized_acts(*kt, w, kActQuantMinTokens - 1, ActQuant::Auto));
       EXPECT_TRUE(uses_quantized_acts(*kt, w, kActQuantMinTokens, ActQuant::Auto));

@@ -103,7 +103,7 @@ ActQuant act_quant_policy() {
 bool uses_quantized_acts(const KernelTable& table, const QTensor& w, int64_t n_tok, ActQuant policy) {
   const int q = static_cast<int>(w.qtype);
   if (!table.uses_acts[q]) return false;
-  if (table.rows_f32[q] == nullptr) return true;
+  if (table.rows_fine[q] == nullptr) return true;
   switch (policy) {
     case ActQuant::Never: return false;
     case ActQuant::Always: return true;
@@ -180,6 +180,30 @@ void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t s
       off += static_cast<double>(d) * sum;
     }
     offset[t] = static_cast<float>(128.0 * off);
+  }
+}
+
+int64_t act16_block(const QTensor& w) {
+  if (w.qtype == QType::QInt8) return 128;
+  if (w.qtype != QType::QInt4 && w.qtype != QType::QInt2) return 0;
+  if (w.group_size % 128 == 0) return 128;
+  if (w.group_size % 64 == 0) return 64;
+  return 0;
+}
+
+void quantize_acts16_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
+                            int64_t stride, int16_t* q, float* d) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    for (int64_t b = 0; b < stride; b += block) {
+      const int64_t e = b + block < n_in ? b + block : n_in;
+      float amax = 0.0f;
+      for (int64_t i = b; i < e; ++i) amax = std::fmax(amax, std::fabs(xt[i]));
+      const float id = amax > 0.0f ? 32767.0f / amax : 0.0f;
+      for (int64_t i = b; i < b + block; ++i)
+        q[t * stride + i] = static_cast<int16_t>(i < e ? std::nearbyint(xt[i] * id) : 0.0f);
+      d[t * (stride / block) + b / block] = amax / 32767.0f;
+    }
   }
 }
 

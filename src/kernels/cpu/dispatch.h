@@ -8,14 +8,17 @@
 //   avx512  AVX-512 F/BW/VL/DQ + VNNI (+ FMA, F16C)
 //
 // Activations of the int8/int4/int2 kernels. Each table has two kernels for these types:
-//   rows      int8 activations (QuantizedActs, vpdpbusd / vpmaddubsw): for long prefills, which
-//             are compute-bound; adds an activation-rounding error (bounded in
-//             tests/kernels/test_matmul.cpp).
-//   rows_f32  f32 activations, weights dequantized in registers: for decode and short prompts,
-//             which are memory-bandwidth-bound, so the int8 trick buys no speed there; error is
-//             that of the weights alone, which is what weight-only formats such as
-//             optimum-quanto's ("activations": "none") promise.
-// matmul() picks rows_f32 below kActQuantMinTokens tokens. QLLM_ACT_QUANT=auto|never|always
+//   rows       int8 activations (QuantizedActs, vpdpbusd / vpmaddubsw): for long prefills, which
+//              are compute-bound; adds an activation-rounding error of up to absmax/254 per
+//              element (bounded in tests/kernels/test_matmul.cpp).
+//   rows_fine  fine activations: for decode and short prompts, whose error should be that of
+//              the weights, which is what weight-only formats such as optimum-quanto's
+//              ("activations": "none") promise. The scalar and AVX2 kernels keep x in f32 and
+//              widen the weights in registers. The AVX-512 ones round x to int16 per block of
+//              64 or 128 (quantize_acts16) and take vpdpwssd products: the added error is at
+//              most absmax/65534 per element (2^-8 of int8's, below bf16's rounding of x), and
+//              a decode step runs at the memory bandwidth instead of being bound by widening.
+// matmul() picks rows_fine below kActQuantMinTokens tokens. QLLM_ACT_QUANT=auto|never|always
 // (read once) overrides it, to measure the int8-activation error on whole models.
 #pragma once
 
@@ -47,6 +50,13 @@ struct QuantizedActs {
   const float* lane_scale = nullptr;  // [n_tok, stride / 4]: d of the block holding i = 4*lane
   const float* offset = nullptr;      // [n_tok]: 128 * sum_b d[t, b] * sum_{i in b} q[t, i]
   const float* group_sum = nullptr;   // [n_tok, n_in / G]: exact sums of x over weight groups
+
+  // int16 activations of the AVX-512 fine kernels (quantize_acts16); block16 == 0 when x
+  // stays f32. x[t, i] ~= d16[t, i / block16] * q16[t, i], d16 = absmax / 32767 of the block.
+  int64_t block16 = 0;            // 64 or 128 (act16_block)
+  int64_t stride16 = 0;           // n_in rounded up to block16; q16 is zero past n_in
+  const int16_t* q16 = nullptr;   // [n_tok, stride16]
+  const float* d16 = nullptr;     // [n_tok, stride16 / block16]
 };
 
 // Computes rows [o_begin, o_end) of y = W x for all tokens (as ref::matmul_rows). `acts` is
@@ -56,18 +66,23 @@ using RowsFn = void (*)(const QTensor& w, const float* x, const QuantizedActs& a
 // Quantizes n_tok rows of x [n_tok, n_in] into q [n_tok, stride], lane_scale and offset.
 using QuantizeActsFn = void (*)(const float* x, int64_t n_tok, int64_t n_in, int64_t stride,
                                 int8_t* q, float* lane_scale, float* offset);
+// Rounds n_tok rows of x [n_tok, n_in] to int16 per block of `block`: q [n_tok, stride],
+// d [n_tok, stride / block] (QuantizedActs::q16, d16).
+using QuantizeActs16Fn = void (*)(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
+                                  int64_t stride, int16_t* q, float* d);
 
 struct KernelTable {
   Isa isa = Isa::Scalar;
   QuantizeActsFn quantize_acts = nullptr;
   RowsFn rows[kNumQTypes] = {};          // null: use the reference kernel
   bool uses_acts[kNumQTypes] = {};       // the kernel reads QuantizedActs
-  // f32-activation kernels of the types whose `rows` kernel uses_acts (null for the others).
-  // They read x, and only group_sum of QuantizedActs (int4/int2).
-  RowsFn rows_f32[kNumQTypes] = {};
+  // Fine-activation kernels of the types whose `rows` kernel uses_acts (null for the others).
+  // They read x (or q16 where quantize_acts16 is set and act16_block(w) > 0) and group_sum.
+  RowsFn rows_fine[kNumQTypes] = {};
+  QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
 };
 
-// Below this many tokens matmul() runs the f32-activation kernels: decode and short prompts
+// Below this many tokens matmul() runs the fine-activation kernels: decode and short prompts
 // stream every weight once per token or few, so they are bandwidth-bound and int8 activations
 // would add error for no speed; weight-only formats promise weight-only error. Longer prefills
 // are compute-bound and get int8 activations (vpdpbusd), with the error bounded as documented
@@ -76,8 +91,8 @@ inline constexpr int64_t kActQuantMinTokens = 32;
 
 // Which activations the int8/int4/int2 kernels use.
 enum class ActQuant : uint8_t {
-  Auto,    // int8 when n_tok >= kActQuantMinTokens, else f32
-  Never,   // always f32
+  Auto,    // int8 when n_tok >= kActQuantMinTokens, else fine (f32 or int16)
+  Never,   // always fine
   Always,  // always int8
 };
 // QLLM_ACT_QUANT=auto|never|always (unset or empty: auto), read once. Throws FormatError for
@@ -94,14 +109,25 @@ const KernelTable& active_kernels();
 // True when `table`'s kernel for w can run on w as it is (layout, group size).
 bool kernel_accepts(const KernelTable& table, const QTensor& w);
 
+// Elements per int16 activation scale for w's fine kernel: 128 for int8; for int4/int2 the
+// largest of 128 and 64 that divides the group size, so no block straddles two groups; 0 for
+// other group sizes (and types), whose fine kernels read f32 x.
+int64_t act16_block(const QTensor& w);
+
 // Scalar activation quantizer, the spec of QuantizeActsFn: SIMD versions give the same q and
 // lane_scale, and `offset` up to float rounding.
 void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
                           float* lane_scale, float* offset);
 
+// The spec of QuantizeActs16Fn: q = round-to-nearest-even(x * (32767 / absmax)), d = absmax /
+// 32767 per block; SIMD versions give the same q and d.
+void quantize_acts16_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
+                            int64_t stride, int16_t* q, float* d);
+
 namespace x86 {
 void fill_avx2(KernelTable* t);
 void fill_avx512(KernelTable* t);
+void fill_avx512_fine(KernelTable* t);  // the int16-activation kernels (matmul_fine_avx512.cpp)
 }  // namespace x86
 
 }  // namespace qllm

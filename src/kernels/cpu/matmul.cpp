@@ -1,7 +1,8 @@
-// Activation policy (see dispatch.h): the int8/int4/int2 kernels take f32 activations below
-// kActQuantMinTokens tokens (bandwidth-bound decode and short prompts: weight-only error, as
-// weight-only formats promise) and int8 activations from there on (compute-bound prefill,
-// vpdpbusd). QLLM_ACT_QUANT=never|always forces one or the other.
+// Activation policy (see dispatch.h): the int8/int4/int2 kernels take fine activations (f32,
+// or int16 on AVX-512) below kActQuantMinTokens tokens (bandwidth-bound decode and short
+// prompts: the weights' error alone, as weight-only formats promise) and int8 activations from
+// there on (compute-bound prefill, vpdpbusd). QLLM_ACT_QUANT=never|always forces one or the
+// other.
 #include "kernels/cpu/matmul.h"
 
 #include <vector>
@@ -15,7 +16,8 @@ namespace {
 // no heap allocation.
 struct ActsBuffer {
   std::vector<int8_t> q;
-  std::vector<float> lane_scale, offset, group_sum;
+  std::vector<int16_t> q16;
+  std::vector<float> lane_scale, offset, group_sum, d16;
 };
 
 template <typename V>
@@ -23,8 +25,9 @@ void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// Activations for one call: int8 quantized when `quantize`, and the exact group sums of x
-// that the affine (int4/int2) kernels of either kind need for their shift term.
+// Activations for one call: int8 quantized when `quantize`, else int16 where the table's fine
+// kernels take them, and the exact group sums of x that the affine (int4/int2) kernels of
+// either kind need for their shift term.
 QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float* x, int64_t n_tok,
                            bool quantize) {
   thread_local ActsBuffer buf;
@@ -40,6 +43,15 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
     a.q = buf.q.data();
     a.lane_scale = buf.lane_scale.data();
     a.offset = buf.offset.data();
+  } else if (kt.quantize_acts16 != nullptr && act16_block(w) > 0) {
+    const int64_t block = act16_block(w), stride = (n_in + block - 1) / block * block;
+    grow(buf.q16, static_cast<std::size_t>(n_tok * stride));
+    grow(buf.d16, static_cast<std::size_t>(n_tok * stride / block));
+    kt.quantize_acts16(x, n_tok, n_in, block, stride, buf.q16.data(), buf.d16.data());
+    a.block16 = block;
+    a.stride16 = stride;
+    a.q16 = buf.q16.data();
+    a.d16 = buf.d16.data();
   }
   if (qtype_info(w.qtype).affine) {
     const int64_t gs = w.group_size, gpr = n_in / gs;
@@ -72,7 +84,7 @@ void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPoo
   const bool quantized = uses_quantized_acts(kt, w, n_tok, policy);
   QuantizedActs acts;
   if (kt.uses_acts[q]) acts = prepare_acts(kt, w, x, n_tok, quantized);
-  const RowsFn fn = kt.uses_acts[q] && !quantized ? kt.rows_f32[q] : kt.rows[q];
+  const RowsFn fn = kt.uses_acts[q] && !quantized ? kt.rows_fine[q] : kt.rows[q];
   pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { fn(w, x, acts, n_tok, y, b, e); }, kRowAlign);
 }
 

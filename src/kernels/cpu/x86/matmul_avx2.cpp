@@ -520,9 +520,9 @@ void fill_avx2(KernelTable* t) {
   set(QType::QInt4, rows_bits<4>, true);
   set(QType::QInt2, rows_bits<2>, true);
   set(QType::QFloat8, rows_float8, false);
-  t->rows_f32[static_cast<int>(QType::QInt8)] = rows_int8_f32;
-  t->rows_f32[static_cast<int>(QType::QInt4)] = rows_bits_f32<4>;
-  t->rows_f32[static_cast<int>(QType::QInt2)] = rows_bits_f32<2>;
+  t->rows_fine[static_cast<int>(QType::QInt8)] = rows_int8_f32;
+  t->rows_fine[static_cast<int>(QType::QInt4)] = rows_bits_f32<4>;
+  t->rows_fine[static_cast<int>(QType::QInt2)] = rows_bits_f32<2>;
 }
 
 }  // namespace qllm::x86

@@ -1,7 +1,8 @@
 // AVX-512 kernels (F/BW/VL/DQ + VNNI) for every QType. Variants per kernel: R rows x T tokens
 // register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 2 rows x 4 tokens
 // (quantized) or 4 x 4 (float). int8/int4/int2 each have an int8-activation kernel (long
-// prefills) and an f32-activation one (decode, short prompts); matmul() chooses (dispatch.h).
+// prefills, here) and a fine-activation one (decode, short prompts:
+// matmul_fine_avx512.cpp); matmul() chooses (dispatch.h).
 //
 // Integer kernels use `vpdpbusd` (u8 x s8, 4 products summed per int32 lane) on activations
 // quantized per block of 32 (dispatch.h). int8 weights are made unsigned by flipping the sign
@@ -18,39 +19,11 @@
 
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/prepare.h"
+#include "kernels/cpu/x86/avx512_util.h"
 #include "kernels/cpu/x86/tiling.h"
 
 namespace qllm::x86 {
 namespace {
-
-#define QLLM_UNROLL _Pragma("GCC unroll 16")
-
-inline __mmask16 mask16(int64_t rest) {
-  return rest >= 16 ? static_cast<__mmask16>(0xffff)
-                    : rest <= 0 ? 0 : static_cast<__mmask16>((1u << rest) - 1);
-}
-inline __mmask64 mask64(int64_t rest) { return rest >= 64 ? ~0ull : _bzhi_u64(~0ull, static_cast<unsigned>(rest)); }
-
-// Horizontal reductions (GCC 12's _mm512_reduce_* warn about uninitialized temporaries).
-inline float hsum(__m512 v) {
-  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
-}
-inline float hmax(__m512 v) {
-  const __m256 s8 = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s4 = _mm_max_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_max_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_max_ss(s4, _mm_movehdup_ps(s4)));
-}
-inline int hsum_epi32(__m512i v) {
-  const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-  return _mm_cvtsi128_si32(s4);
-}
 
 // ---- activation quantization ----
 
@@ -224,126 +197,6 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
 
-// ---- f32 activations (decode, short prompts; dispatch.h) ----
-// Weights are widened to f32 in registers and FMA'd with x; scales are applied once per row
-// (int8) or per group (int4/int2), so the error is that of f32 sums alone.
-
-struct Int8F32Kernel {
-  const QTensor& w;
-  const float* x;
-  float* y;
-
-  template <int R, int T>
-  void tile(int64_t o, int64_t t0) const {
-    const int64_t n_in = w.n_in;
-    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
-    __m512 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    auto step = [&](int64_t i, __mmask16 m) {
-      __m512 wv[R];
-      QLLM_UNROLL for (int r = 0; r < R; ++r)
-        wv[r] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, base + r * n_in + i)));
-      QLLM_UNROLL for (int t = 0; t < T; ++t) {
-        const __m512 xv = _mm512_maskz_loadu_ps(m, x + (t0 + t) * n_in + i);
-        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-      }
-    };
-    int64_t i = 0;
-    for (; i + 16 <= n_in; i += 16) step(i, 0xffff);
-    if (i < n_in) step(i, mask16(n_in - i));
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(acc[r][t]);
-  }
-};
-
-void rows_int8_f32(const QTensor& w, const float* x, const QuantizedActs&, int64_t n_tok, float* y,
-                   int64_t ob, int64_t oe) {
-  const Int8F32Kernel k{w, x, y};
-  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<2, 4>(k, n_tok, ob, oe);
-}
-
-// int4/int2 in RowChunked layout: a chunk's byte k, bit field f holds weight f * nb + k
-// (prepare.h), so 16 bytes zero-extended to int32 lanes give, field by field, 16 consecutive
-// weights. int2 half chunks have 8 bytes: the upper 8 lanes are 0 and their x lanes masked.
-// x of group g starts at g * G; weights past G (padding of a single ragged group) meet
-// masked-off x.
-template <int Bits>
-struct BitsF32Kernel {
-  const QTensor& w;
-  const float* x;
-  const QuantizedActs& a;
-  const ChunkGeometry& geo;
-  float* y;
-
-  template <int R, int T>
-  void tile(int64_t o, int64_t t0) const {
-    constexpr int kFields = 8 / Bits;
-    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, gs = geo.group_size, n_in = w.n_in;
-    const int64_t rb = geo.row_bytes;
-    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
-    const __m512i mask = _mm512_set1_epi32((1 << Bits) - 1);
-    __m512 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < gpr; ++g) {
-      const uint8_t* gw = base + g * gp * Bits / 8;
-      const float* xg = x + g * gs;
-      __m512 gacc[R][T];
-      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm512_setzero_ps();
-      for (int64_t c = 0; c < gp; c += 64) {
-        const int64_t nb = (gp - c >= 64 ? 64 : 32) * Bits / 8;  // bytes of this chunk
-        const uint8_t* cw = gw + c * Bits / 8;
-        for (int64_t kb = 0; kb < nb; kb += 16) {
-          __m512i v[R];
-          if (nb - kb >= 16) {
-            QLLM_UNROLL for (int r = 0; r < R; ++r)
-              v[r] = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
-          } else {
-            QLLM_UNROLL for (int r = 0; r < R; ++r)
-              v[r] = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
-          }
-          const int64_t width = nb - kb >= 16 ? 16 : nb - kb;
-          QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
-            const int64_t j = c + f * nb + kb;  // weight index within the group
-            const __mmask16 m = mask16(width < gs - j ? width : gs - j);
-            __m512 wv[R];
-            QLLM_UNROLL for (int r = 0; r < R; ++r) {
-              const __m512i q = f == 0 ? _mm512_and_si512(v[r], mask)
-                                       : _mm512_and_si512(_mm512_srli_epi32(v[r], f * Bits), mask);
-              wv[r] = _mm512_cvtepi32_ps(q);
-            }
-            QLLM_UNROLL for (int t = 0; t < T; ++t) {
-              const float* xp = xg + (t0 + t) * n_in + j;
-              const __m512 xv = m == 0xffff ? _mm512_loadu_ps(xp) : _mm512_maskz_loadu_ps(m, xp);
-              QLLM_UNROLL for (int r = 0; r < R; ++r) gacc[r][t] = _mm512_fmadd_ps(wv[r], xv, gacc[r][t]);
-            }
-          }
-        }
-      }
-      QLLM_UNROLL for (int r = 0; r < R; ++r) {
-        const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g]);
-        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
-      }
-    }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
-  }
-};
-
-template <int Bits>
-void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
-                   int64_t ob, int64_t oe) {
-  const ChunkGeometry geo = chunk_geometry(w);
-  const BitsF32Kernel<Bits> k{w, x, a, geo, y};
-  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<2, 4>(k, n_tok, ob, oe);
-}
-
 // ---- float8 e4m3fn, per-row scale ----
 // e4m3fn -> f16 by moving the exponent and mantissa fields into place: f16 bits
 // (sign << 15) | (b & 0x7f) << 7 are the fp8 value / 2^8 for normals and subnormals alike
@@ -493,9 +346,7 @@ void fill_avx512(KernelTable* t) {
   set(QType::QInt4, rows_bits<4>, true);
   set(QType::QInt2, rows_bits<2>, true);
   set(QType::QFloat8, rows_float8, false);
-  t->rows_f32[static_cast<int>(QType::QInt8)] = rows_int8_f32;
-  t->rows_f32[static_cast<int>(QType::QInt4)] = rows_bits_f32<4>;
-  t->rows_f32[static_cast<int>(QType::QInt2)] = rows_bits_f32<2>;
+  fill_avx512_fine(t);
 }
 
 }  // namespace qllm::x86

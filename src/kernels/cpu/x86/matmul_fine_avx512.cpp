@@ -1,0 +1,282 @@
+// AVX-512 fine-activation kernels for int8/int4/int2 (dispatch.h: decode and short prompts).
+//
+// Activations are rounded to int16 per block of 64 or 128 (quantize_acts16) and multiplied with
+// `vpdpwssd` (s16 x s16, 2 products summed per int32 lane): widening a weight to int16 is one
+// instruction per 32 weights, where widening to f32 costs two per 16, which made the f32 form
+// compute-bound at about 60% of the memory bandwidth. The added error is at most absmax/65534
+// of the block per element. A block never straddles a weight group (act16_block), so its int32
+// sums are scaled once: by d16 of the block, times the row scale (int8) or the group scale
+// (int4/int2). int32 cannot overflow: a lane sums at most 8 products of |w| <= 128 and
+// |q| <= 32767 per block.
+//
+// int4/int2 weights use the RowChunked layout (prepare.h); with G % 64 == 0 every chunk is
+// full, 64 weights in 32 (int4) or 16 (int2) bytes, so weight i of a row sits at byte
+// i * Bits / 8 of the row. Other group sizes keep f32 activations (rows_bits_f32).
+#include <immintrin.h>
+
+// GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <cstring>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/prepare.h"
+#include "kernels/cpu/x86/avx512_util.h"
+#include "kernels/cpu/x86/tiling.h"
+
+namespace qllm::x86 {
+namespace {
+
+inline __mmask32 mask32(int64_t rest) {
+  return rest >= 32 ? ~0u : rest <= 0 ? 0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
+}
+
+// ---- int16 activation quantization (same q and d as quantize_acts16_scalar) ----
+
+void quantize_acts16(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                     int16_t* q, float* d) {
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    int16_t* qt = q + t * stride;
+    for (int64_t b = 0; b < stride; b += block) {
+      __m512 amax = _mm512_setzero_ps();
+      for (int64_t i = b; i < b + block; i += 16)
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(n_in - i), xt + i)));
+      const float a = hmax(amax);
+      const __m512 id = _mm512_set1_ps(a > 0.0f ? 32767.0f / a : 0.0f);
+      for (int64_t i = b; i < b + block; i += 16) {
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask16(n_in - i), xt + i), id);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qt + i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(v)));
+      }
+      d[t * (stride / block) + b / block] = a / 32767.0f;
+    }
+  }
+}
+
+// ---- int8, per-row scale ----
+
+struct Int8Fine16Kernel {
+  const QTensor& w;
+  const QuantizedActs& a;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in, block = a.block16, n_blocks = a.stride16 / block;
+    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      __m512i dot[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm512_setzero_si512();
+      const int64_t end = (b + 1) * block < n_in ? (b + 1) * block : n_in;
+      for (int64_t i = b * block; i < end; i += 32) {
+        // Weights past n_in load as 0; q16 is zero there too.
+        const __mmask32 m = mask32(n_in - i);
+        __m512i wv[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          prefetch_ahead(base + r * n_in + i);
+          wv[r] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, base + r * n_in + i));
+        }
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const __m512i xq = _mm512_loadu_si512(a.q16 + (t0 + t) * a.stride16 + i);
+          QLLM_UNROLL for (int r = 0; r < R; ++r) dot[r][t] = _mm512_dpwssd_epi32(dot[r][t], wv[r], xq);
+        }
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512 d = _mm512_set1_ps(a.d16[(t0 + t) * n_blocks + b]);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), d, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(acc[r][t]);
+  }
+};
+
+// ---- int4 / int2, group-wise affine, G % 64 == 0 ----
+
+// The 64 weights of one chunk as 32 + 32 int16 lanes: weights 0..31 in *lo, 32..63 in *hi.
+template <int Bits>
+inline void expand_chunk16(const uint8_t* p, __m512i* lo, __m512i* hi) {
+  if constexpr (Bits == 4) {
+    // Byte k: weight k in the low nibble, weight 32 + k in the high one.
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    *lo = _mm512_and_si512(v, _mm512_set1_epi16(0x0f));
+    *hi = _mm512_srli_epi16(v, 4);
+  } else {
+    // Byte k (of 16), field f: weight 16 f + k. Both halves of the vector get the 16 bytes and
+    // are shifted by different fields.
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    const __m512i fields01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i fields23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    *lo = _mm512_and_si512(_mm512_srlv_epi16(v, fields01), _mm512_set1_epi16(3));
+    *hi = _mm512_and_si512(_mm512_srlv_epi16(v, fields23), _mm512_set1_epi16(3));
+  }
+}
+
+template <int Bits>
+struct BitsFine16Kernel {
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
+    const int64_t block = a.block16, n_blocks = a.stride16 / block;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < gpr; ++g) {
+      float s[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) s[r] = w.scale[(o + r) * gpr + g];
+      for (int64_t b0 = g * gs; b0 < (g + 1) * gs; b0 += block) {
+        __m512i dot[R][T];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm512_setzero_si512();
+        for (int64_t i = b0; i < b0 + block; i += 64) {
+          __m512i lo[R], hi[R];
+          QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            prefetch_ahead(base + r * rb + i * Bits / 8);
+            expand_chunk16<Bits>(base + r * rb + i * Bits / 8, &lo[r], &hi[r]);
+          }
+          QLLM_UNROLL for (int t = 0; t < T; ++t) {
+            const int16_t* xq = a.q16 + (t0 + t) * a.stride16 + i;
+            const __m512i x0 = _mm512_loadu_si512(xq), x1 = _mm512_loadu_si512(xq + 32);
+            QLLM_UNROLL for (int r = 0; r < R; ++r)
+              dot[r][t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(dot[r][t], lo[r], x0), hi[r], x1);
+          }
+        }
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const float d = a.d16[(t0 + t) * n_blocks + b0 / block];
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), _mm512_set1_ps(s[r] * d), acc[r][t]);
+        }
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const float* shift = w.shift.data() + (o + r) * gpr;
+      const float* xs = a.group_sum + (t0 + t) * gpr;
+      float sh = 0.0f;
+      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
+    }
+  }
+};
+
+// ---- f32 activations, for the group sizes act16_block() does not take ----
+// Weights are widened to f32 in registers and FMA'd with x; scales are applied once per group,
+// so the error is that of f32 sums alone.
+
+// int4/int2 in RowChunked layout: a chunk's byte k, bit field f holds weight f * nb + k
+// (prepare.h), so 16 bytes zero-extended to int32 lanes give, field by field, 16 consecutive
+// weights. int2 half chunks have 8 bytes: the upper 8 lanes are 0 and their x lanes masked.
+// x of group g starts at g * G; weights past G (padding of a single ragged group) meet
+// masked-off x.
+template <int Bits>
+struct BitsF32Kernel {
+  const QTensor& w;
+  const float* x;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    constexpr int kFields = 8 / Bits;
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, gs = geo.group_size, n_in = w.n_in;
+    const int64_t rb = geo.row_bytes;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m512i mask = _mm512_set1_epi32((1 << Bits) - 1);
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < gpr; ++g) {
+      const uint8_t* gw = base + g * gp * Bits / 8;
+      const float* xg = x + g * gs;
+      __m512 gacc[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm512_setzero_ps();
+      for (int64_t c = 0; c < gp; c += 64) {
+        const int64_t nb = (gp - c >= 64 ? 64 : 32) * Bits / 8;  // bytes of this chunk
+        const uint8_t* cw = gw + c * Bits / 8;
+        for (int64_t kb = 0; kb < nb; kb += 16) {
+          __m512i v[R];
+          if (nb - kb >= 16) {
+            QLLM_UNROLL for (int r = 0; r < R; ++r)
+              v[r] = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
+          } else {
+            QLLM_UNROLL for (int r = 0; r < R; ++r)
+              v[r] = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
+          }
+          const int64_t width = nb - kb >= 16 ? 16 : nb - kb;
+          QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+            const int64_t j = c + f * nb + kb;  // weight index within the group
+            const __mmask16 m = mask16(width < gs - j ? width : gs - j);
+            __m512 wv[R];
+            QLLM_UNROLL for (int r = 0; r < R; ++r) {
+              const __m512i q = f == 0 ? _mm512_and_si512(v[r], mask)
+                                       : _mm512_and_si512(_mm512_srli_epi32(v[r], f * Bits), mask);
+              wv[r] = _mm512_cvtepi32_ps(q);
+            }
+            QLLM_UNROLL for (int t = 0; t < T; ++t) {
+              const float* xp = xg + (t0 + t) * n_in + j;
+              const __m512 xv = m == 0xffff ? _mm512_loadu_ps(xp) : _mm512_maskz_loadu_ps(m, xp);
+              QLLM_UNROLL for (int r = 0; r < R; ++r) gacc[r][t] = _mm512_fmadd_ps(wv[r], xv, gacc[r][t]);
+            }
+          }
+        }
+      }
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
+        const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g]);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const float* shift = w.shift.data() + (o + r) * gpr;
+      const float* xs = a.group_sum + (t0 + t) * gpr;
+      float sh = 0.0f;
+      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
+    }
+  }
+};
+
+template <int Bits>
+void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                   int64_t ob, int64_t oe) {
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsF32Kernel<Bits> k{w, x, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+
+// ---- entry points: int16 activations when matmul() made them (QuantizedActs::q16) ----
+
+void rows_int8_fine(const QTensor& w, const float*, const QuantizedActs& a, int64_t n_tok, float* y,
+                    int64_t ob, int64_t oe) {
+  const Int8Fine16Kernel k{w, a, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+template <int Bits>
+void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                    int64_t ob, int64_t oe) {
+  if (a.q16 == nullptr) return rows_bits_f32<Bits>(w, x, a, n_tok, y, ob, oe);
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsFine16Kernel<Bits> k{w, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+}  // namespace
+
+void fill_avx512_fine(KernelTable* t) {
+  t->quantize_acts16 = quantize_acts16;
+  t->rows_fine[static_cast<int>(QType::QInt8)] = rows_int8_fine;
+  t->rows_fine[static_cast<int>(QType::QInt4)] = rows_bits_fine<4>;
+  t->rows_fine[static_cast<int>(QType::QInt2)] = rows_bits_fine<2>;
+}
+
+}  // namespace qllm::x86
