@@ -19,12 +19,9 @@
 
 #include <cmath>
 
-#include "quant/packing.h"
-
-#if __has_include("kernels/cpu/prepare.h")
 #include "kernels/cpu/prepare.h"
-#define QLLM_HAVE_PREPARE 1
-#endif
+#include "quant/packing.h"
+#include "util/mmap.h"
 
 namespace qllm {
 namespace {
@@ -208,9 +205,13 @@ Linear load_linear(const TensorSet& ts, const std::map<std::string, QType>* qmap
                                     spec.conv1d && !quantized ? spec.n_out : spec.n_in));
     return l;
   }
-#ifdef QLLM_HAVE_PREPARE
-  if (l.w.data) prepare_for_kernels(l.w);
-#endif
+  if (l.w.data) {
+    const std::span<const std::byte> stored{l.w.data, static_cast<std::size_t>(l.w.data_bytes())};
+    prepare_for_kernels(l.w);
+    // The repacked copy is what the kernels read; without this the planar bytes it was made
+    // from would stay resident too (int4 peak RSS 1.4x the file instead of about 1x).
+    if (l.w.data != stored.data()) release_pages(stored);
+  }
   return l;
 }
 

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include "model/arch.h"
 #include "quant/module_filter.h"
 #include "util/error.h"
+#include "util/mmap.h"
 #include "util/thread_pool.h"
 
 namespace fs = std::filesystem;
@@ -107,17 +107,6 @@ std::string read_text(const fs::path& p) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-// Drops the pages of an input tensor from this process's resident set once it has been read.
-// The mapping is read-only and file-backed, so a later access simply faults the pages back in
-// from the page cache; this keeps peak RSS near one tensor instead of the whole input.
-void release_pages(std::span<const std::byte> bytes) {
-  if (bytes.empty()) return;
-  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t b = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
-  const uintptr_t e = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
-  ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 bool is_float_dtype(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -104,6 +105,14 @@ bool is_mapped(const std::filesystem::path& path) {
   std::lock_guard lock(g_registry_mutex);
   return registry().count({static_cast<unsigned long>(st.st_dev),
                            static_cast<unsigned long>(st.st_ino)}) > 0;
+}
+
+void release_pages(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+  const uintptr_t e = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
+  ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 }  // namespace qllm

@@ -42,4 +42,10 @@ class MappedFile {
 // True if `path` names a file this process has mapped (same device and inode).
 bool is_mapped(const std::filesystem::path& path);
 
+// Drops the pages holding `bytes`, a range of a MappedFile that has been read and is not needed
+// again (an input tensor once quantized, planar weights once repacked), from this process's
+// resident set. The mapping is read-only and file-backed, so a later access simply faults the
+// pages back in from the page cache; neighbours sharing the first or last page do the same.
+void release_pages(std::span<const std::byte> bytes);
+
 }  // namespace qllm
