@@ -86,6 +86,7 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, 
 // ---- int8, per-row scale ----
 
 struct Int8Kernel {
+  static constexpr int64_t kActBytes = 2;  // int8 q and a lane scale per 4
   const QTensor& w;
   const QuantizedActs& a;
   float* y;
@@ -164,6 +165,7 @@ inline __m256i expand32(const uint8_t* chunk, bool full, int k) {
 
 template <int Bits>
 struct BitsKernel {
+  static constexpr int64_t kActBytes = 2;  // int8 q and a lane scale per 4
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
@@ -227,6 +229,7 @@ inline __m256 load_i8x8(const int8_t* p) {
 }
 
 struct Int8F32Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   float* y;
@@ -266,6 +269,7 @@ void rows_int8_f32(const QTensor& w, const float* x, const QuantizedActs&, int64
 // G (padding of a single ragged group) meet x loaded under a mask as 0.
 template <int Bits>
 struct BitsF32Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   const QuantizedActs& a;
@@ -346,6 +350,7 @@ inline void f8x16_to_f32(__m128i bytes, __m256* lo, __m256* hi) {
 }
 
 struct Float8Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   float* y;
@@ -429,6 +434,7 @@ inline float load1(const std::byte* base, int64_t index) {
 
 template <QType Q>
 struct FloatKernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   float* y;

@@ -1,8 +1,9 @@
 // AVX-512 kernels (F/BW/VL/DQ + VNNI) for every QType. Variants per kernel: R rows x T tokens
-// register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 2 rows x 4 tokens
-// (quantized) or 4 x 4 (float). int8/int4/int2 each have an int8-activation kernel (long
-// prefills, here) and a fine-activation one (decode, short prompts:
-// matmul_fine_avx512.cpp); matmul() chooses (dispatch.h).
+// register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 4 rows x 4 tokens (int4
+// and int2 spill a few of their 32 accumulators and still beat 2 x 4 by 10-15%).
+// int8/int4/int2 each have an int8-activation kernel (long prefills, here) and a
+// fine-activation one (decode, short prompts: matmul_fine_avx512.cpp); matmul() chooses
+// (dispatch.h).
 //
 // Integer kernels use `vpdpbusd` (u8 x s8, 4 products summed per int32 lane) on activations
 // quantized per block of 32 (dispatch.h). int8 weights are made unsigned by flipping the sign
@@ -53,6 +54,7 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, 
 // ---- int8, per-row scale ----
 
 struct Int8Kernel {
+  static constexpr int64_t kActBytes = 2;  // int8 q and a lane scale per 4
   const QTensor& w;
   const QuantizedActs& a;
   float* y;
@@ -96,7 +98,7 @@ void rows_int8(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
                int64_t ob, int64_t oe) {
   const Int8Kernel k{w, a, y};
   if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<2, 4>(k, n_tok, ob, oe);
+  else tile_rows<4, 4>(k, n_tok, ob, oe);
 }
 
 // ---- int4 / int2, group-wise affine, RowChunked layout (prepare.h) ----
@@ -127,6 +129,7 @@ inline __m256i expand_half(const uint8_t* p) {
 
 template <int Bits>
 struct BitsKernel {
+  static constexpr int64_t kActBytes = 2;  // int8 q and a lane scale per 4
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
@@ -194,7 +197,7 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsKernel<Bits> k{w, a, geo, y};
   if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<2, 4>(k, n_tok, ob, oe);
+  else tile_rows<4, 4>(k, n_tok, ob, oe);
 }
 
 // ---- float8 e4m3fn, per-row scale ----
@@ -211,6 +214,7 @@ inline void load_f8x32(const int8_t* p, __mmask32 m, __m512* lo, __m512* hi) {
 }
 
 struct Float8Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   float* y;
@@ -264,6 +268,7 @@ inline __m512 load_f16x(const std::byte* base, int64_t index, __mmask16 m) {
 
 template <QType Q>
 struct FloatKernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   float* y;

@@ -57,6 +57,7 @@ void quantize_acts16(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
 // ---- int8, per-row scale ----
 
 struct Int8Fine16Kernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
   const QTensor& w;
   const QuantizedActs& a;
   float* y;
@@ -117,6 +118,7 @@ inline void expand_chunk16(const uint8_t* p, __m512i* lo, __m512i* hi) {
 
 template <int Bits>
 struct BitsFine16Kernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
@@ -176,6 +178,7 @@ struct BitsFine16Kernel {
 // masked-off x.
 template <int Bits>
 struct BitsF32Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
   const QTensor& w;
   const float* x;
   const QuantizedActs& a;
