@@ -124,13 +124,17 @@ void Session::run_blocks(const int32_t* ids, int64_t n) {
     // ---- MLP ----
     norm_rows(L.mlp_norm);
     if (linear_input_hook) linear_input_hook(s.gated_mlp ? Role::MlpGate : Role::MlpUp, int(l), act_.h.data(), n, E);
+    // The activation costs a libm call per element (tanh, exp): 5M for a GPT-2 prefill of 128
+    // tokens, 15% of its time in one thread, so it is split over the pool like the matmuls.
+    float* ff_a = act_.ff_a.data();
+    const float* ff_b = act_.ff_b.data();
     if (s.gated_mlp) {
-      linear(L.w_gate, act_.h.data(), n, act_.ff_a.data(), pool);
+      linear(L.w_gate, act_.h.data(), n, ff_a, pool);
       linear(L.w_up, act_.h.data(), n, act_.ff_b.data(), pool);
-      ops::activate_mul(c.act, act_.ff_a.data(), act_.ff_b.data(), n * c.n_ff);
+      pool.parallel_for(n * c.n_ff, [&](int64_t b, int64_t e) { ops::activate_mul(c.act, ff_a + b, ff_b + b, e - b); });
     } else {
-      linear(L.w_up, act_.h.data(), n, act_.ff_a.data(), pool);
-      ops::activate(c.act, act_.ff_a.data(), n * c.n_ff);
+      linear(L.w_up, act_.h.data(), n, ff_a, pool);
+      pool.parallel_for(n * c.n_ff, [&](int64_t b, int64_t e) { ops::activate(c.act, ff_a + b, e - b); });
     }
     if (linear_input_hook) linear_input_hook(Role::MlpDown, int(l), act_.ff_a.data(), n, c.n_ff);
     linear(L.w_down, act_.ff_a.data(), n, act_.proj.data(), pool);
