@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,9 +65,15 @@ struct DecoderStep {
   bool prepend = true;              // Metaspace: the encoder prepended `a`, so drop it from token 0
 };
 
+// Lets a std::string-keyed map be searched with a string_view, without building a string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 // The BPE model: vocabulary plus merges keyed by the ids of the pair.
 struct BpeModel {
-  std::unordered_map<std::string, int32_t> vocab;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;
   struct Merge {
     int32_t rank, id;
   };

@@ -20,12 +20,15 @@
 // "a b" pair per line, highest priority first) describe a GPT-2 byte-level BPE.
 //
 // Every field is checked before use; anything unexpected is a FormatError naming the file.
+// tokenizer.json's model.vocab and model.merges are streamed past the DOM (tokenizer_json_sax.h)
+// and checked here with the same messages.
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "format/tokenizer_impl.h"
+#include "format/tokenizer_json_sax.h"
 #include "util/error.h"
 
 namespace qllm {
@@ -284,9 +287,12 @@ void read_post_processor(const Reader& r, const json& j, const TokenizerData& d,
 
 void add_merge(TokenizerData& d, const fs::path& path, std::string_view a, std::string_view b,
                std::size_t rank) {
-  auto ia = d.bpe.vocab.find(std::string(a));
-  auto ib = d.bpe.vocab.find(std::string(b));
-  auto im = d.bpe.vocab.find(std::string(a) + std::string(b));
+  std::string ab;
+  ab.reserve(a.size() + b.size());
+  ab.append(a).append(b);
+  auto ia = d.bpe.vocab.find(a);
+  auto ib = d.bpe.vocab.find(b);
+  auto im = d.bpe.vocab.find(ab);
   if (ia == d.bpe.vocab.end() || ib == d.bpe.vocab.end() || im == d.bpe.vocab.end())
     fail(path, "merge {} ('{} {}') uses a token that is not in the vocabulary", rank, a, b);
   // The first listing of a pair wins, as in the reference implementation.
@@ -294,22 +300,51 @@ void add_merge(TokenizerData& d, const fs::path& path, std::string_view a, std::
                            BpeModel::Merge{static_cast<int32_t>(rank), im->second});
 }
 
+void add_vocab_entry(const Reader& r, TokenizerData& d, std::string token, const json& id) {
+  // There are 100k+ entries: build the error context only for a bad one.
+  int64_t n = id.is_number_integer() ? id.get<int64_t>() : -1;
+  int32_t v =
+      n >= 0 && n < kMaxVocab ? static_cast<int32_t>(n) : r.id(id, "vocab entry '" + token + "'");
+  auto [it, fresh] = d.bpe.vocab.try_emplace(std::move(token), v);
+  if (!fresh) fail(r.path, "vocab: duplicate token '{}'", it->first);
+}
+
 void read_vocab(const Reader& r, const json& vocab, TokenizerData& d) {
   r.obj(vocab, "model vocab");
   d.bpe.vocab.reserve(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    int32_t id = r.id(it.value(), "vocab entry '" + it.key() + "'");
-    if (!d.bpe.vocab.emplace(it.key(), id).second)
-      fail(r.path, "vocab: duplicate token '{}'", it.key());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) add_vocab_entry(r, d, it.key(), *it);
+}
+
+// model.merges, highest priority first, as streamed by parse_tokenizer_json.
+void read_merges(const Reader& r, const RawBpe& raw, TokenizerData& d) {
+  d.bpe.merges.reserve(raw.merges.size());
+  for (std::size_t i = 0; i < raw.merges.size(); ++i) {
+    const auto& e = raw.merges[i];
+    std::string_view a = e.a(raw.merge_text), b = e.b(raw.merge_text);
+    if (e.kind == RawBpe::Merge::Kind::Text) {
+      auto sp = a.find(' ', 1);  // a pair's first token is never empty
+      if (sp == std::string_view::npos) fail(r.path, "merge {} ('{}') is not 'a b'", i, a);
+      b = a.substr(sp + 1);
+      a = a.substr(0, sp);
+    } else if (e.kind == RawBpe::Merge::Kind::Bad) {
+      fail(r.path, "merge {} is neither 'a b' nor [a, b]", i);
+    }
+    add_merge(d, r.path, a, b, i);
   }
 }
 
-void read_model(const Reader& r, const json& m, TokenizerData& d) {
+// `raw` holds the vocab and merges when they had the right JSON type; otherwise they are in `m`.
+void read_model(const Reader& r, const json& m, RawBpe& raw, TokenizerData& d) {
   std::string t = r.type(m, "model");
   if (t != "BPE") fail(r.path, "model type '{}' is not supported (supported: BPE)", t);
-  auto vocab = m.find("vocab");
-  if (vocab == m.end()) fail(r.path, "model: missing 'vocab'");
-  read_vocab(r, *vocab, d);
+  if (raw.has_vocab) {
+    d.bpe.vocab.reserve(raw.vocab.size());
+    for (auto& [token, id] : raw.vocab) add_vocab_entry(r, d, std::move(token), id);
+  } else {
+    auto vocab = m.find("vocab");
+    if (vocab == m.end()) fail(r.path, "model: missing 'vocab'");
+    read_vocab(r, *vocab, d);
+  }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     auto it = m.find(key);
     if (it != m.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
@@ -318,23 +353,8 @@ void read_model(const Reader& r, const json& m, TokenizerData& d) {
   auto dropout = m.find("dropout");
   if (dropout != m.end() && !dropout->is_null() && !(dropout->is_number() && *dropout == 0))
     fail(r.path, "model: BPE dropout is not supported");
-  const auto& merges = r.array(m, "merges", "model");
-  d.bpe.merges.reserve(merges.size());
-  for (std::size_t i = 0; i < merges.size(); ++i) {
-    const auto& e = merges[i];
-    if (e.is_string()) {
-      const auto& s = e.get_ref<const std::string&>();
-      auto sp = s.find(' ', 1);  // a pair's first token is never empty
-      if (sp == std::string::npos) fail(r.path, "merge {} ('{}') is not 'a b'", i, s);
-      add_merge(d, r.path, std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1),
-                i);
-    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      add_merge(d, r.path, e[0].get_ref<const std::string&>(), e[1].get_ref<const std::string&>(),
-                i);
-    } else {
-      fail(r.path, "merge {} is neither 'a b' nor [a, b]", i);
-    }
-  }
+  if (!raw.has_merges) fail(r.path, "model: 'merges' must be an array");  // missing, or not one
+  read_merges(r, raw, d);
   auto unk = m.find("unk_token");
   if (unk != m.end() && !unk->is_null()) {
     if (!unk->is_string()) fail(r.path, "model: 'unk_token' must be a string");
@@ -491,7 +511,9 @@ void read_config(TokenizerData& d, bool from_tokenizer_json) {
 }
 
 void load_from_tokenizer_json(TokenizerData& d) {
-  json j = parse_json(d.path);
+  json j;
+  RawBpe raw;
+  parse_tokenizer_json(d.path, read_file(d.path), j, raw);
   Reader r{d.path};
   r.obj(j, "tokenizer.json");
   auto get = [&](const char* key) -> const json& {
@@ -500,7 +522,7 @@ void load_from_tokenizer_json(TokenizerData& d) {
     return it == j.end() ? kNull : *it;
   };
   if (!j.contains("model")) fail(d.path, "missing 'model'");
-  read_model(r, j["model"], d);
+  read_model(r, j["model"], raw, d);
   if (!get("added_tokens").is_null()) read_added_tokens(r, get("added_tokens"), d);
   finish(d);
   read_normalizer(r, get("normalizer"), d.normalizers);

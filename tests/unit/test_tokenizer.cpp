@@ -175,6 +175,62 @@ TEST(Tokenizer, MalformedTokenizerJsonIsFormatError) {
   EXPECT_THROW(Tokenizer::load(test::temp_dir("tok-empty")), FormatError);
 }
 
+TEST(Tokenizer, BadVocabAndMergeEntriesAreNamed) {
+  const std::string vocab = R"("vocab": {"a": 0, "b": 1, "ab": 2})";
+  const std::pair<std::string, std::string> bad[] = {
+      {R"("vocab": {"a": 0, "a": 1}, "merges": [])", "vocab: duplicate token 'a'"},
+      {R"("vocab": {"a": "0"}, "merges": [])", "vocab entry 'a': id must be an integer"},
+      {R"("vocab": {"a": {"x": [1]}, "b": 1}, "merges": [])",
+       "vocab entry 'a': id must be an integer"},
+      {R"("vocab": {"a": 16777216}, "merges": [])", "vocab entry 'a': id 16777216 out of range"},
+      {R"("merges": [])", "model: missing 'vocab'"},
+      {R"("vocab": [], "merges": [])", "model vocab: expected an object, got array"},
+      {vocab, "model: 'merges' must be an array"},
+      {vocab + R"(, "merges": {})", "model: 'merges' must be an array"},
+      {vocab + R"(, "merges": ["a b", "ab"])", "merge 1 ('ab') is not 'a b'"},
+      {vocab + R"(, "merges": [["a", "b", "ab"]])", "merge 0 is neither 'a b' nor [a, b]"},
+      {vocab + R"(, "merges": [["a", "b"], ["a", ["b"]]])", "merge 1 is neither 'a b' nor [a, b]"},
+      {vocab + R"(, "merges": [["a", "b"], 3])", "merge 1 is neither 'a b' nor [a, b]"},
+      {vocab + R"(, "merges": [{"a": "b"}])", "merge 0 is neither 'a b' nor [a, b]"},
+      {vocab + R"(, "merges": [["a", "b"], ["b", "a"]])",
+       "merge 1 ('b a') uses a token that is not in the vocabulary"},
+  };
+  for (const auto& [model, want] : bad) {
+    auto dir = dir_with("tok-entries", R"({"model": {"type": "BPE", )" + model + "}}");
+    try {
+      Tokenizer::load(dir);
+      ADD_FAILURE() << model << ": no error";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << model << ": " << e.what();
+    }
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Tokenizer, MergesAsStringsAndKeysInAnyOrderLoadAlike) {
+  // tokenizers writes merges as "a b" strings or, since 0.20, as [a, b] pairs, and a JSON
+  // object's keys may come in any order. stories260K with its merges rewritten as strings and
+  // its keys sorted (merges now before vocab) must still match llama2.c.
+  std::ifstream f(stories_dir() / "tokenizer.json");
+  auto j = nlohmann::json::parse(f);
+  auto& merges = j["model"]["merges"];
+  ASSERT_TRUE(merges.is_array() && !merges.empty() && merges[0].is_array());
+  for (auto& m : merges) {
+    auto a = m[0].get<std::string>(), b = m[1].get<std::string>();
+    ASSERT_EQ((a + b).find(' '), std::string::npos);
+    m = a + " " + b;
+  }
+  auto dir = dir_with("tok-merge-strings", j.dump());  // nlohmann writes keys sorted
+  fs::copy_file(stories_dir() / "tokenizer_config.json", dir / "tokenizer_config.json");
+  ASSERT_LT(j.dump().find("\"merges\""), j.dump().find("\"vocab\""));
+  Tokenizer tok = Tokenizer::load(dir);
+  auto cases = reference()["encode_llama2c"]["cases"];
+  ASSERT_EQ(cases.size(), 5u);
+  for (auto it = cases.begin(); it != cases.end(); ++it)
+    EXPECT_EQ(tok.encode(it.key()), it.value().get<std::vector<int32_t>>()) << it.key();
+  fs::remove_all(dir);
+}
+
 TEST(Tokenizer, DecodeRejectsIdsOutsideVocab) {
   std::vector<int32_t> ids = {1, 512};
   EXPECT_THROW(stories().decode(ids), FormatError);
