@@ -9,6 +9,7 @@
 //   bench_matmul --benchmark_filter='decode/int8' --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/prepare.h"
+#include "util/membw.h"
 
 namespace qllm {
 namespace {
@@ -138,24 +140,10 @@ void run_prepare(benchmark::State& state, QType q, int64_t n_out, int64_t n_in) 
 
 // Streaming read of a buffer much larger than the caches, split over the pool's threads.
 void BM_MemoryReadBandwidth(benchmark::State& state) {
-  const uint64_t n = kColdBytes / 8;
-  std::vector<uint64_t> buf(n, 1);
-  std::vector<uint64_t> sums(64);
-  for (auto _ : state) {
-    pool().parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
-      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      for (int64_t i = b; i + 4 <= e; i += 4) {
-        a0 += buf[i];
-        a1 += buf[i + 1];
-        a2 += buf[i + 2];
-        a3 += buf[i + 3];
-      }
-      sums[b * 8 / static_cast<int64_t>(n)] = a0 + a1 + a2 + a3;
-    }, 4096);
-    benchmark::DoNotOptimize(sums.data());
-  }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * n * 8 / 1e9,
-                                              benchmark::Counter::kIsRate);
+  // The same measurement `qllm bench` prints (util/membw.h), one pass per iteration.
+  double gbs = 0.0;
+  for (auto _ : state) gbs = std::max(gbs, measure_read_bandwidth(pool(), kColdBytes, 1) / 1e9);
+  state.counters["GB/s"] = gbs;
 }
 
 // Overhead of one parallel_for with no work: the fixed cost every matmul call pays.
