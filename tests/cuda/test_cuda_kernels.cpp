@@ -18,6 +18,7 @@
 #ifdef QLLM_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
 #endif
@@ -271,7 +272,7 @@ TEST(CudaKernels, GemmMatchesReference) {
   SKIP_WITHOUT_DEVICE();
   std::mt19937 rng(13);
   cuda::GemmWorkspace ws;
-  QLLM_CUBLAS_CHECK(cublasCreate(&ws.handle));
+  QLLM_CUBLAS_CHECK(cuda::cublas().create(&ws.handle));
   Dev<uint8_t> wbuf(1 << 16);  // small on purpose: forces several row blocks
   Dev<uint16_t> xbuf(70 * 384);
   ws.w_buf = wbuf.p;
@@ -304,7 +305,7 @@ TEST(CudaKernels, GemmMatchesReference) {
           EXPECT_LE(std::sqrt(num / den), f32_path ? 1e-5 : kBf16RelL2)
               << qtype_name(q) << " G=" << s.group << " n_tok=" << n_tok;
         }
-  cublasDestroy(ws.handle);
+  cuda::cublas().destroy(ws.handle);
 }
 
 TEST(CudaKernels, NormsMatchCpuOps) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dequant.cuh"
 #include "kernels/cuda/ops.h"
@@ -82,7 +83,7 @@ void dequantize_rows(const GpuMatrix& w, int64_t r0, int64_t n_rows, void* out, 
 
 void gemm(const GpuMatrix& w, const float* x, int64_t ld_x, int64_t n_tok, float* y, int64_t ld_y,
           bool accumulate, GemmWorkspace& ws, cudaStream_t stream) {
-  QLLM_CUBLAS_CHECK(cublasSetStream(ws.handle, stream));
+  QLLM_CUBLAS_CHECK(cublas().set_stream(ws.handle, stream));
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   const int n = static_cast<int>(n_tok), k = static_cast<int>(w.ld);
   const bool f32_path = w.qtype == QType::F32 || w.qtype == QType::F16 || ws.exact;
@@ -103,11 +104,11 @@ void gemm(const GpuMatrix& w, const float* x, int64_t ld_x, int64_t n_tok, float
       a = ws.w_buf;
     }
     if (f32_path) {
-      QLLM_CUBLAS_CHECK(cublasSgemm(ws.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k,
+      QLLM_CUBLAS_CHECK(cublas().sgemm(ws.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k,
                                     &alpha, static_cast<const float*>(a), k, x,
                                     static_cast<int>(ld_x), &beta, y + r0, static_cast<int>(ld_y)));
     } else {
-      QLLM_CUBLAS_CHECK(cublasGemmEx(ws.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k,
+      QLLM_CUBLAS_CHECK(cublas().gemm_ex(ws.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, k,
                                      &alpha, a, CUDA_R_16BF, k, ws.x_bf16, CUDA_R_16BF, k, &beta,
                                      y + r0, CUDA_R_32F, static_cast<int>(ld_y), CUBLAS_COMPUTE_32F,
                                      CUBLAS_GEMM_DEFAULT));

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
 #include "runtime/cuda/cuda_model_impl.h"
@@ -96,7 +97,7 @@ struct CudaSession::Impl {
     for (void* p : allocs) cudaFree(p);
     if (h_meta) cudaFreeHost(h_meta);
     if (h_next) cudaFreeHost(h_next);
-    if (ws.handle) cublasDestroy(ws.handle);
+    if (ws.handle) cuda::cublas().destroy(ws.handle);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -216,7 +217,7 @@ CudaSession::CudaSession(const CudaModel& model, int64_t n_ctx, bool exact_prefi
   m.ld_v = gpu_ld(c.n_vocab);
 
   QLLM_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
-  QLLM_CUBLAS_CHECK(cublasCreate(&m.ws.handle));
+  QLLM_CUBLAS_CHECK(cuda::cublas().create(&m.ws.handle));
   uint64_t& wsb = m.workspace_bytes;
   const int64_t B = m.n_batch;
   m.x = m.alloc<float>(B * m.ld_e, &wsb);
