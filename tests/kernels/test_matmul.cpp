@@ -8,10 +8,11 @@
 //   |y - y_ref| <= kAtol + 2 * n_in * 2^-24 * sum_i m_i |x_i|     (two f32 sums in any order)
 //                + sum_i |s q_i| * amax_b(i) / 254                 (int8 activations)
 //                + sum_i |s q_i| * amax_B(i) / 65534               (int16 activations)
+//                + sum_i |w_i x_i| / 65536                          (BF16 with vdpbf16ps)
 // f32-activation kernels get the first two terms only. The last ones are exact for per-block
 // activation rounding: x_i - d*round(x_i/d) is at most d/2 = amax/254 (int8, blocks b of 32)
 // or amax/65534 (int16, blocks B of act16_block(w)), times the integer part of the weight
-// s*q_i it multiplies.
+// s*q_i it multiplies. vdpbf16ps takes x as bf16 hi + lo, within 2^-16 |x_i| of x_i.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -143,8 +144,9 @@ ActRounding act_rounding(const KernelTable& kt, const QTensor& w, const std::vec
   return {std::vector<float>(x.size(), 0.0f), 0.0};
 }
 
-double bound(const QTensor& w, const float* row, int64_t o, const float* xt, const float* amax,
-             double divisor) {
+double bound(const KernelTable& kt, const QTensor& w, int64_t n_tok, const float* row, int64_t o,
+             const float* xt, const float* amax, double divisor) {
+  const bool bf16_split = kt.bf16_dot && w.qtype == QType::BF16 && !w.transposed && n_tok == 1;
   double float_mag = 0.0, act_err = 0.0;
   for (int64_t i = 0; i < w.n_in; ++i) {
     double m = std::fabs(row[i]), integer_part = m;
@@ -156,6 +158,7 @@ double bound(const QTensor& w, const float* row, int64_t o, const float* xt, con
     }
     float_mag += m * std::fabs(xt[i]);
     if (divisor > 0.0) act_err += integer_part * amax[i] / divisor;
+    if (bf16_split) act_err += std::fabs(row[i] * xt[i]) / 65536.0;
   }
   return kAtol + 2.0 * static_cast<double>(w.n_in) * kUnitRoundoff * float_mag + act_err * 1.0001;
 }
@@ -202,7 +205,7 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
             ref::dequantize_row(w, o, row.data());
             for (int64_t t = 0; t < n_tok; ++t) {
               const float a = y[t * n_out + o], r = y_ref[t * n_out + o];
-              const double tol = bound(w, row.data(), o, x.data() + t * s.n_in,
+              const double tol = bound(*kt, w, n_tok, row.data(), o, x.data() + t * s.n_in,
                                      rounding.amax.data() + t * s.n_in, rounding.divisor);
               if (!(std::fabs(a - r) <= tol) && bad++ < 5)
                 ADD_FAILURE() << isa_name(kt->isa) << " " << qtype_name(c.qtype)

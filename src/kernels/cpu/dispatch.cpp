@@ -26,7 +26,7 @@ uint64_t xgetbv0() {
 #endif
 
 struct CpuFeatures {
-  bool avx2 = false, avx512 = false;
+  bool avx2 = false, avx512 = false, avx512_bf16 = false;
 };
 
 CpuFeatures detect() {
@@ -46,6 +46,7 @@ CpuFeatures detect() {
   const bool vnni = c & (1u << 11);
   f.avx2 = os_avx && avx2 && fma && f16c && bmi2;
   f.avx512 = f.avx2 && os_avx512 && f512 && dq && bw && vl && vnni;
+  if (f.avx512 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = a & (1u << 5);
 #endif
   return f;
 }
@@ -62,6 +63,7 @@ KernelTable make_table(Isa isa) {
 #if QLLM_X86
   if (isa == Isa::Avx2) x86::fill_avx2(&t);
   if (isa == Isa::Avx512) x86::fill_avx512(&t);
+  if (isa == Isa::Avx512 && features().avx512_bf16) x86::fill_avx512_bf16(&t);
 #endif
   return t;
 }

@@ -5,7 +5,8 @@
 // an ISA the CPU lacks, or one the binary was built without, is an error with its own message.
 //   scalar  the reference kernels (kernels/cpu/ref)
 //   avx2    AVX2 + FMA + F16C
-//   avx512  AVX-512 F/BW/VL/DQ + VNNI (+ FMA, F16C)
+//   avx512  AVX-512 F/BW/VL/DQ + VNNI (+ FMA, F16C); BF16 weights use AVX-512 BF16 where the
+//           CPU has it too
 //
 // Activations of the int8/int4/int2 kernels. Each table has two kernels for these types:
 //   rows       int8 activations (QuantizedActs, vpdpbusd / vpmaddubsw): for long prefills, which
@@ -80,6 +81,10 @@ struct KernelTable {
   // They read x (or q16 where quantize_acts16 is set and act16_block(w) > 0) and group_sum.
   RowsFn rows_fine[kNumQTypes] = {};
   QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
+  // BF16 rows (not transposed), one token at a time, take x split into bf16 hi + lo for
+  // vdpbf16ps, which adds at most 2^-16 |x| per element (matmul_bf16_avx512.cpp). Set where
+  // the CPU has AVX-512 BF16.
+  bool bf16_dot = false;
 };
 
 // Below this many tokens matmul() runs the fine-activation kernels: decode and short prompts
@@ -128,6 +133,7 @@ namespace x86 {
 void fill_avx2(KernelTable* t);
 void fill_avx512(KernelTable* t);
 void fill_avx512_fine(KernelTable* t);  // the int16-activation kernels (matmul_fine_avx512.cpp)
+void fill_avx512_bf16(KernelTable* t);  // BF16 rows with vdpbf16ps (matmul_bf16_avx512.cpp)
 }  // namespace x86
 
 }  // namespace qllm
