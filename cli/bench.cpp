@@ -4,6 +4,7 @@
 // the bytes one generated token reads (weights + the average KV cache), this machine's measured
 // memory read bandwidth, and the fraction of that bound the generation speed reaches.
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -45,6 +46,11 @@ int run(const Opts& o) {
   SpeedStats pp, tg;
   if (o.n_prompt > 0) pp = bench_prompt(*model, o.n_prompt, o.reps);
   if (o.n_gen > 0) tg = bench_generate(*model, o.n_gen, o.reps);
+  // Peak resident memory so far: the model, its sessions and KV caches (before the bandwidth
+  // measurement allocates its own buffer).
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss = static_cast<double>(ru.ru_maxrss) * 1024.0;  // Linux reports KiB
   const double bw = measure_read_bandwidth(pool);
 
   const DecodeTraffic traffic = decode_traffic(*model);
@@ -61,6 +67,7 @@ int run(const Opts& o) {
     j["isa"] = active_isa();
     j["load_seconds"] = load_s;
     j["model_file_bytes"] = model_bytes;
+    j["peak_rss_bytes"] = peak_rss;
     j["weight_bytes_per_token"] = traffic.weight_bytes;
     j["bytes_per_token"] = bytes_per_token;
     j["memory_bandwidth_bytes_per_s"] = bw;
@@ -79,6 +86,8 @@ int run(const Opts& o) {
   std::printf("load        %.3f s\n", load_s);
   std::printf("model size  %.2f MiB on disk, %.2f MiB of weights read per generated token\n",
               model_bytes / 1048576.0, traffic.weight_bytes / 1048576.0);
+  std::printf("peak RSS    %.2f MiB after the runs (%.2fx the model files)\n", peak_rss / 1048576.0,
+              peak_rss / model_bytes);
   std::printf("bandwidth   %.1f GB/s measured (read)\n", bw / 1e9);
   std::printf("\n| test  |            t/s |\n|-------|----------------|\n");
   if (o.n_prompt > 0) std::printf("| pp%-3lld | %7.2f ± %5.2f |\n", static_cast<long long>(o.n_prompt), pp.mean(), pp.stddev());
