@@ -60,6 +60,17 @@ struct QuantizedActs {
   const float* d16 = nullptr;     // [n_tok, stride16 / block16]
 };
 
+// The shift part of an affine (int4/int2) output: sum_g shift[o, g] * (sum of x over group g)
+// for token t, which every affine kernel subtracts from its scaled dot products.
+inline float shift_term(const QTensor& w, const QuantizedActs& a, int64_t o, int64_t t) {
+  const int64_t gpr = w.n_in / w.group_size;
+  const float* shift = w.shift.data() + o * gpr;
+  const float* xs = a.group_sum + t * gpr;
+  float sh = 0.0f;
+  for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
+  return sh;
+}
+
 // Computes rows [o_begin, o_end) of y = W x for all tokens (as ref::matmul_rows). `acts` is
 // filled when the table says the kernel uses quantized activations.
 using RowsFn = void (*)(const QTensor& w, const float* x, const QuantizedActs& acts, int64_t n_tok,

@@ -25,6 +25,9 @@ inline __mmask16 mask16(int64_t rest) {
   return rest >= 16 ? static_cast<__mmask16>(0xffff)
                     : rest <= 0 ? 0 : static_cast<__mmask16>((1u << rest) - 1);
 }
+inline __mmask32 mask32(int64_t rest) {
+  return rest >= 32 ? ~0u : rest <= 0 ? 0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
+}
 inline __mmask64 mask64(int64_t rest) { return rest >= 64 ? ~0ull : _bzhi_u64(~0ull, static_cast<unsigned>(rest)); }
 
 // Horizontal reductions (GCC 12's _mm512_reduce_* warn about uninitialized temporaries).

@@ -201,13 +201,8 @@ struct BitsKernel {
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
   }
 };
 
@@ -321,13 +316,8 @@ struct BitsF32Kernel {
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
   }
 };
 

@@ -181,13 +181,8 @@ struct BitsKernel {
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
   }
 };
 
@@ -227,7 +222,7 @@ struct Float8Kernel {
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_in; i += 32) {
       const int64_t rest = n_in - i;
-      const __mmask32 m = rest >= 32 ? ~0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
+      const __mmask32 m = mask32(rest);
       __m512 lo[R], hi[R];
       QLLM_UNROLL for (int r = 0; r < R; ++r) load_f8x32(base + r * n_in + i, m, &lo[r], &hi[r]);
       QLLM_UNROLL for (int t = 0; t < T; ++t) {

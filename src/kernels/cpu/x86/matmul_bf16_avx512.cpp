@@ -26,10 +26,6 @@
 namespace qllm::x86 {
 namespace {
 
-inline __mmask32 mask32(int64_t rest) {
-  return rest >= 32 ? ~0u : rest <= 0 ? 0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
-}
-
 // x [n_tok, n_in] as hi and lo halves, bf16, each row zero-padded to `stride` (a multiple of 32):
 // hi [n_tok, stride], lo [n_tok, stride].
 void split_bf16(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, uint16_t* hi, uint16_t* lo) {

@@ -28,10 +28,6 @@
 namespace qllm::x86 {
 namespace {
 
-inline __mmask32 mask32(int64_t rest) {
-  return rest >= 32 ? ~0u : rest <= 0 ? 0u : _bzhi_u32(~0u, static_cast<unsigned>(rest));
-}
-
 // ---- int16 activation quantization (same q and d as quantize_acts16_scalar) ----
 
 void quantize_acts16(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
@@ -157,13 +153,8 @@ struct BitsFine16Kernel {
         }
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
   }
 };
 
@@ -234,13 +225,8 @@ struct BitsF32Kernel {
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const float* shift = w.shift.data() + (o + r) * gpr;
-      const float* xs = a.group_sum + (t0 + t) * gpr;
-      float sh = 0.0f;
-      for (int64_t g = 0; g < gpr; ++g) sh += shift[g] * xs[g];
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - sh;
-    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
   }
 };
 
