@@ -1,6 +1,6 @@
-// AVX2 kernels (AVX2 + FMA + F16C) for x86-64 CPUs without AVX-512; same tiling, the same
-// quantized activations and the same f32-activation variants as the AVX-512 kernels
-// (dispatch.h).
+// AVX2 kernels (AVX2 + FMA + F16C) for x86-64 CPUs without AVX-512; same tiling and the same
+// int8 activations as the AVX-512 kernels. Their fine-activation kernels (decode, short
+// prompts; dispatch.h) keep x in f32.
 //
 // Integer dot products use `vpmaddubsw` (u8 x s8 -> pairs summed to s16) then `vpmaddwd`
 // with ones (-> int32). int8 weights use the sign trick: |w| (u8, <= 128) times x_q with w's
