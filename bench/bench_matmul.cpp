@@ -99,13 +99,13 @@ std::unique_ptr<Weights> make_weights(QType q, int64_t n_out, int64_t n_in, bool
 }
 
 void run_matmul(benchmark::State& state, QType q, int64_t n_out, int64_t n_in, int64_t n_tok,
-                bool transposed, Isa isa) {
+                bool transposed, Isa isa, bool cold) {
   const KernelTable* kt = kernel_table(isa);
   if (kt == nullptr) {
     state.SkipWithError("ISA not supported on this CPU");
     return;
   }
-  const auto ws = make_weights(q, n_out, n_in, transposed, n_tok == 1);
+  const auto ws = make_weights(q, n_out, n_in, transposed, cold);
   std::vector<float> x(n_tok * n_in), y(n_tok * n_out);
   uint64_t s = 12345;
   for (auto& v : x) v = static_cast<float>(static_cast<int64_t>(next(s) % 2001) - 1000) / 500.0f;
@@ -182,19 +182,23 @@ int register_all() {
   const QType types[] = {QType::QInt8, QType::QInt4, QType::QInt2, QType::QFloat8,
                          QType::BF16,  QType::F16,   QType::F32};
   for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
-    for (int64_t n_tok : {1, 128})
+    for (const char* kind : {"decode", "decodehot", "prefill128"})
       for (QType q : types)
         for (bool transposed : {false, true}) {
           if (transposed && !is_float_qtype(q)) continue;
+          // decode: weights from DRAM, as in a whole model; decodehot: one copy of the weights,
+          // from the caches where they fit, which shows the kernel's compute-bound rate.
+          const int64_t n_tok = kind[0] == 'p' ? 128 : 1;
+          const bool cold = std::string(kind) == "decode";
           for (const auto& s : kShapes) {
-            if (n_tok > 1 && s.n_out > 100000) continue;  // lm_head runs for one token only
-            if (isa == Isa::Scalar && (n_tok > 1 || s.n_out > 100000)) continue;  // too slow
-            const std::string name = std::string(n_tok == 1 ? "decode" : "prefill128") + "/" +
-                                     std::string(qtype_name(q)) + (transposed ? "T" : "") + "/" +
-                                     s.model + "_" + std::to_string(s.n_out) + "x" +
-                                     std::to_string(s.n_in) + "/" + isa_name(isa);
+            if (!cold && s.n_out > 100000) continue;  // lm_head: decode only, from DRAM
+            if (isa == Isa::Scalar && (!cold || s.n_out > 100000)) continue;  // too slow
+            const std::string name = std::string(kind) + "/" + std::string(qtype_name(q)) +
+                                     (transposed ? "T" : "") + "/" + s.model + "_" +
+                                     std::to_string(s.n_out) + "x" + std::to_string(s.n_in) + "/" +
+                                     isa_name(isa);
             auto* b = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-              run_matmul(st, q, s.n_out, s.n_in, n_tok, transposed, isa);
+              run_matmul(st, q, s.n_out, s.n_in, n_tok, transposed, isa, cold);
             });
             b->Unit(benchmark::kMicrosecond);
             if (real) b->UseRealTime();

@@ -1,13 +1,15 @@
 #include "runtime/ops.h"
 
+#include "runtime/fast_exp.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 
 namespace qllm::ops {
 
-// The library is built for baseline x86-64; the loops of these few ops outside the matmuls are
-// cloned for AVX-512 and AVX2 too, and the loader picks the clone this CPU runs (ifunc).
+// The library is built for baseline x86-64; the activation loop is cloned for AVX-512 and AVX2
+// too, and the loader picks the clone this CPU runs (ifunc). Attention: attend.cpp.
 #if defined(__x86_64__)
 #define QLLM_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -42,27 +44,6 @@ void rms_norm(const float* x, const NormWeights& n, int64_t dim, float eps, floa
 }
 
 namespace {
-
-// e^x to about 1 ulp on [-80, 80] (Cephes expf's range reduction and polynomial), without
-// branches or calls so that loops over it vectorize: libm's tanhf/expf cost 15% of a GPT-2
-// prefill. x is clamped to [-80, 80]: beyond it x * sigmoid(a) below is x to float precision or
-// below 1e-33 in magnitude, and the clamp keeps every result a normal float (denormals cost a
-// microcode assist each, 10x the whole loop).
-inline float exp_approx(float x) {
-  x = x < -80.0f ? -80.0f : x > 80.0f ? 80.0f : x;  // not fmin/fmax: their NaN rules block SIMD
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const auto scale = std::bit_cast<float>(static_cast<int32_t>(n + 127.0f) << 23);
-  return p * scale;
-}
 
 // x * sigmoid(a) = x / (1 + e^-a). SiLU is a = x; GELU's tanh form 0.5 x (1 + tanh(z)) equals
 // x * sigmoid(2 z), z = sqrt(2/pi) (x + 0.044715 x^3), with no cancellation for negative x.
@@ -128,54 +109,6 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const f
       v[i] = a * cos[i] - b * sin[i];
       v[i + half] = b * cos[i] + a * sin[i];
     }
-  }
-}
-
-namespace {
-
-// 16 floats as one GCC/Clang vector value: each ISA clone of attend() turns it into one zmm, two
-// ymm or four xmm registers, where the autovectorizer kept scalar sums. aligned(4) makes loads
-// through it unaligned ones; vector types may alias their element type.
-using Float16 = float __attribute__((vector_size(64), aligned(4)));
-inline const Float16& at16(const float* p) { return *reinterpret_cast<const Float16*>(p); }
-
-// q . k with 16 partial sums (one running sum is a dependency chain per element).
-inline float dot(const float* q, const float* k, int64_t n) {
-  Float16 part = {};
-  int64_t d = 0;
-  for (; d + 16 <= n; d += 16) part += at16(q + d) * at16(k + d);
-  float s = 0.0f;
-  for (int l = 0; l < 16; ++l) s += part[l];
-  for (; d < n; ++d) s += q[d] * k[d];
-  return s;
-}
-
-}  // namespace
-
-QLLM_SIMD_CLONES void attend(const float* q, const float* k, const float* v, int64_t stride, int64_t n_kv,
-            int64_t head_dim, float scale, float* scores, float* out) {
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const float s = dot(q, k + j * stride, head_dim) * scale;
-    scores[j] = s;
-    mx = std::max(mx, s);
-  }
-  for (int64_t j = 0; j < n_kv; ++j) scores[j] = exp_approx(scores[j] - mx);  // vectorizes
-  float sum = 0.0f;
-  for (int64_t j = 0; j < n_kv; ++j) sum += scores[j];
-  const float inv = 1.0f / sum;
-  // Columns of 16 outputs summed over all keys in registers: summing into `out` key by key
-  // made every key a store and a reload of it (a third of attention's time).
-  int64_t d0 = 0;
-  for (; d0 + 16 <= head_dim; d0 += 16) {
-    Float16 acc = {};
-    for (int64_t j = 0; j < n_kv; ++j) acc += scores[j] * inv * at16(v + j * stride + d0);
-    *reinterpret_cast<Float16*>(out + d0) = acc;
-  }
-  for (int64_t d = d0; d < head_dim; ++d) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < n_kv; ++j) acc += scores[j] * inv * v[j * stride + d];
-    out[d] = acc;
   }
 }
 

@@ -2,7 +2,7 @@
 // with ragged group sizes, row counts that are not multiples of the row tile and token counts
 // that are not multiples of the token tile, against the reference kernel (kernels/cpu/ref).
 // int8/int4/int2 run twice: with fine activations (ActQuant::Never, the decode kernels) and
-// with int8 activations (ActQuant::Always, the long-prefill kernels).
+// with int8 activations (ActQuant::Always, the long-prefill kernels, where the table has one).
 //
 // Tolerance per output y[t, o], with m_i >= |every partial product the kernel may form|:
 //   |y - y_ref| <= kAtol + 2 * n_in * 2^-24 * sum_i m_i |x_i|     (two f32 sums in any order)
@@ -10,11 +10,13 @@
 //                + sum_i |s q_i| * amax_B(i) / 65534               (int16 activations)
 //                + sum_i |w_i x_i| / 65536                          (BF16 with vdpbf16ps)
 // f32-activation kernels get the first two terms only. The last ones are exact for per-block
-// activation rounding: x_i - d*round(x_i/d) is at most d/2 = amax/254 (int8, blocks b of 32)
+// activation rounding: x_i - d*round(x_i/d) is at most d/2 = amax/254 (int8, blocks b of
+// act8_block: 32, or act16_block(w) on AVX2)
 // or amax/65534 (int16, blocks B of act16_block(w)), times the integer part of the weight
 // s*q_i it multiplies. vdpbf16ps takes x as bf16 hi + lo, within 2^-16 |x_i| of x_i.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -138,7 +140,7 @@ struct ActRounding {
 
 ActRounding act_rounding(const KernelTable& kt, const QTensor& w, const std::vector<float>& x,
                          int64_t n_tok, bool quantized) {
-  if (quantized) return {block_absmax(x, n_tok, w.n_in, 32), 254.0};
+  if (quantized) return {block_absmax(x, n_tok, w.n_in, act8_block(kt, w)), 254.0};
   const bool int16 = kt.uses_acts[static_cast<int>(w.qtype)] && kt.quantize_acts16 != nullptr && act16_block(w) > 0;
   if (int16) return {block_absmax(x, n_tok, w.n_in, act16_block(w)), 65534.0};
   return {std::vector<float>(x.size(), 0.0f), 0.0};
@@ -232,15 +234,16 @@ TEST(QuantizeActs, SimdMatchesScalar) {
   for (Isa isa : kAllIsas) {
     const KernelTable* kt = kernel_table(isa);
     if (kt == nullptr) continue;
+    for (int64_t block : {32, 64, 128})
     for (int64_t n_in : {5, 64, 172, 896}) {
-      const int64_t n_tok = 3, stride = (n_in + 63) / 64 * 64;
+      const int64_t n_tok = 3, unit = std::max<int64_t>(64, block), stride = (n_in + unit - 1) / unit * unit;
       const auto x = random_x(n_tok, n_in, rng);
       std::vector<int8_t> q(n_tok * stride, 99), q_ref(n_tok * stride, 99);
       std::vector<float> ls(n_tok * stride / 4), ls_ref(ls.size()), off(n_tok), off_ref(n_tok);
-      kt->quantize_acts(x.data(), n_tok, n_in, stride, q.data(), ls.data(), off.data());
-      quantize_acts_scalar(x.data(), n_tok, n_in, stride, q_ref.data(), ls_ref.data(), off_ref.data());
-      EXPECT_EQ(q, q_ref) << isa_name(isa) << " n_in=" << n_in;
-      EXPECT_EQ(ls, ls_ref) << isa_name(isa) << " n_in=" << n_in;
+      kt->quantize_acts(x.data(), n_tok, n_in, block, stride, q.data(), ls.data(), off.data());
+      quantize_acts_scalar(x.data(), n_tok, n_in, block, stride, q_ref.data(), ls_ref.data(), off_ref.data());
+      EXPECT_EQ(q, q_ref) << isa_name(isa) << " block=" << block << " n_in=" << n_in;
+      EXPECT_EQ(ls, ls_ref) << isa_name(isa) << " block=" << block << " n_in=" << n_in;
       for (int64_t t = 0; t < n_tok; ++t) EXPECT_NEAR(off[t], off_ref[t], 1e-5 * (1 + std::fabs(off_ref[t])));
       // The quantization itself: |x - d q| <= d / 2 on real elements, zero padding after.
       for (int64_t t = 0; t < n_tok; ++t)
@@ -333,8 +336,9 @@ TEST(Linear, AddsBiasPerToken) {
     for (int o = 0; o < 5; ++o) EXPECT_NEAR(y[t * 5 + o], y_ref[t * 5 + o] + l.bias[o], 1e-4);
 }
 
-// Every SIMD table has both kernels for int8/int4/int2, and the policy picks fine activations
-// below kActQuantMinTokens tokens, int8 from there on, unless forced.
+// Every SIMD table has a fine kernel for int8/int4/int2 and, where it has an int8-activation
+// kernel too (all but AVX2 int8), the policy picks fine activations below kActQuantMinTokens
+// tokens, int8 from there on, unless forced.
 TEST(Dispatch, ActivationPolicy) {
   std::mt19937 rng(11);
   for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
@@ -345,11 +349,13 @@ TEST(Dispatch, ActivationPolicy) {
       prepare_for_kernels(w);
       ASSERT_TRUE(kernel_accepts(*kt, w));
       ASSERT_NE(kt->rows_fine[static_cast<int>(q)], nullptr) << isa_name(isa) << " " << qtype_name(q);
+      const bool has_int8 = kt->rows[static_cast<int>(q)] != nullptr;
+      EXPECT_EQ(has_int8, isa == Isa::Avx512 || q != QType::QInt8) << isa_name(isa) << " " << qtype_name(q);
       EXPECT_FALSE(uses_quantized_acts(*kt, w, 1, ActQuant::Auto));
       EXPECT_FALSE(uses_quantized_acts(*kt, w, kActQuantMinTokens - 1, ActQuant::Auto));
-      EXPECT_TRUE(uses_quantized_acts(*kt, w, kActQuantMinTokens, ActQuant::Auto));
+      EXPECT_EQ(uses_quantized_acts(*kt, w, kActQuantMinTokens, ActQuant::Auto), has_int8);
       EXPECT_FALSE(uses_quantized_acts(*kt, w, 512, ActQuant::Never));
-      EXPECT_TRUE(uses_quantized_acts(*kt, w, 1, ActQuant::Always));
+      EXPECT_EQ(uses_quantized_acts(*kt, w, 1, ActQuant::Always), has_int8);
       // Auto at decode runs the same kernel as Never.
       const auto x = random_x(1, 256, rng);
       std::vector<float> y_auto(4), y_never(4);
@@ -357,6 +363,10 @@ TEST(Dispatch, ActivationPolicy) {
       matmul(w, x.data(), 1, y_never.data(), pool(), *kt, ActQuant::Never);
       EXPECT_EQ(y_auto, y_never);
     }
+    // A group size without an int16 block (96) has no AVX2 int8-activation kernel either.
+    QTensor g96 = random_tensor(QType::QInt4, false, 4, 288, 96, rng);
+    prepare_for_kernels(g96);
+    EXPECT_EQ(uses_quantized_acts(*kt, g96, 512, ActQuant::Always), isa == Isa::Avx512);
     QTensor f = random_tensor(QType::QFloat8, false, 4, 64, 0, rng);
     EXPECT_FALSE(uses_quantized_acts(*kt, f, 512, ActQuant::Always));  // float8 reads f32 x always
   }

@@ -105,6 +105,7 @@ ActQuant act_quant_policy() {
 bool uses_quantized_acts(const KernelTable& table, const QTensor& w, int64_t n_tok, ActQuant policy) {
   const int q = static_cast<int>(w.qtype);
   if (!table.uses_acts[q]) return false;
+  if (table.rows[q] == nullptr || act8_block(table, w) == 0) return false;
   if (table.rows_fine[q] == nullptr) return true;
   switch (policy) {
     case ActQuant::Never: return false;
@@ -142,8 +143,13 @@ Isa active_isa_kind() {
 const char* active_isa() { return isa_name(active_isa_kind()); }
 
 const KernelTable* kernel_table(Isa isa) {
-  static const KernelTable tables[] = {make_table(Isa::Scalar), make_table(Isa::Avx2),
-                                       make_table(Isa::Avx512)};
+  // Only tables this CPU can run are filled: the fill functions are compiled with their ISA's
+  // flags, and the compiler may use that ISA's instructions in them too (zmm stores of the table).
+  auto make_if_supported = [](Isa i) {
+    return isa_compiled(i) && isa_supported(i) ? make_table(i) : KernelTable{};
+  };
+  static const KernelTable tables[] = {make_if_supported(Isa::Scalar), make_if_supported(Isa::Avx2),
+                                       make_if_supported(Isa::Avx512)};
   if (!isa_compiled(isa) || !isa_supported(isa)) return nullptr;
   return &tables[static_cast<int>(isa)];
 }
@@ -154,31 +160,36 @@ const KernelTable& active_kernels() {
 }
 
 bool kernel_accepts(const KernelTable& table, const QTensor& w) {
-  if (table.rows[static_cast<int>(w.qtype)] == nullptr) return false;
+  const int q = static_cast<int>(w.qtype);
+  if (table.rows[q] == nullptr && table.rows_fine[q] == nullptr) return false;
   if (w.qtype == QType::QInt4 || w.qtype == QType::QInt2)
     return w.layout == Layout::RowChunked && can_chunk(w);
   return true;
 }
 
-void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
-                          float* lane_scale, float* offset) {
+int64_t act8_block(const KernelTable& table, const QTensor& w) {
+  return table.act8_block > 0 ? table.act8_block : act16_block(w);
+}
+
+void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                          int8_t* q, float* lane_scale, float* offset) {
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* xt = x + t * n_in;
     int8_t* qt = q + t * stride;
     float* lt = lane_scale + t * (stride / 4);
     double off = 0.0;
-    for (int64_t b = 0; b < stride; b += 32) {
-      const int64_t e = b + 32 < n_in ? b + 32 : n_in;
+    for (int64_t b = 0; b < stride; b += block) {
+      const int64_t e = b + block < n_in ? b + block : n_in;
       float amax = 0.0f;
       for (int64_t i = b; i < e; ++i) amax = std::fmax(amax, std::fabs(xt[i]));
       const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
       int sum = 0;
-      for (int64_t i = b; i < b + 32; ++i) {
+      for (int64_t i = b; i < b + block; ++i) {
         const int v = i < e ? static_cast<int>(std::nearbyint(xt[i] * id)) : 0;
         qt[i] = static_cast<int8_t>(v);
         sum += v;
       }
-      for (int64_t l = b / 4; l < (b + 32) / 4; ++l) lt[l] = d;
+      for (int64_t l = b / 4; l < (b + block) / 4; ++l) lt[l] = d;
       off += static_cast<double>(d) * sum;
     }
     offset[t] = static_cast<float>(128.0 * off);
@@ -188,8 +199,11 @@ void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t s
 int64_t act16_block(const QTensor& w) {
   if (w.qtype == QType::QInt8) return 128;
   if (w.qtype != QType::QInt4 && w.qtype != QType::QInt2) return 0;
-  if (w.group_size % 128 == 0) return 128;
-  if (w.group_size % 64 == 0) return 64;
+  // A row of one group (G == n_in, quanto's per-row grouping) is padded to whole chunks
+  // (prepare.h), so any block dividing the padded length stays inside the group.
+  const int64_t g = w.group_size == w.n_in ? chunk_geometry(w).group_padded : w.group_size;
+  if (g % 128 == 0) return 128;
+  if (g % 64 == 0) return 64;
   return 0;
 }
 

@@ -8,19 +8,21 @@
 //   avx512  AVX-512 F/BW/VL/DQ + VNNI (+ FMA, F16C); BF16 weights use AVX-512 BF16 where the
 //           CPU has it too
 //
-// Activations of the int8/int4/int2 kernels. Each table has two kernels for these types:
+// Activations of the int8/int4/int2 kernels. Each table has up to two kernels for these types:
 //   rows       int8 activations (QuantizedActs, vpdpbusd / vpmaddubsw): for long prefills, which
-//              are compute-bound; adds an activation-rounding error of up to absmax/254 per
-//              element (bounded in tests/kernels/test_matmul.cpp).
+//              are compute-bound; adds an activation-rounding error of up to absmax/254 of the
+//              block (act8_block) per element (bounded in tests/kernels/test_matmul.cpp).
 //   rows_fine  fine activations: for decode and short prompts, whose error should be that of
 //              the weights, which is what weight-only formats such as optimum-quanto's
-//              ("activations": "none") promise. The scalar and AVX2 kernels keep x in f32 and
-//              widen the weights in registers. The AVX-512 ones round x to int16 per block of
-//              64 or 128 (quantize_acts16) and take vpdpwssd products: the added error is at
-//              most absmax/65534 per element (2^-8 of int8's, below bf16's rounding of x), and
-//              a decode step runs at the memory bandwidth instead of being bound by widening.
-// matmul() picks rows_fine below kActQuantMinTokens tokens. QLLM_ACT_QUANT=auto|never|always
-// (read once) overrides it, to measure the int8-activation error on whole models.
+//              ("activations": "none") promise. The scalar kernels keep x in f32. The AVX2 and
+//              AVX-512 ones round x to int16 per block of 64 or 128 (quantize_acts16) and take
+//              vpmaddwd / vpdpwssd products: the added error is at most absmax/65534 per element
+//              (2^-8 of int8's, below bf16's rounding of x), and a decode step is not bound by
+//              widening weights to f32. Group sizes without an int16 block keep f32 x.
+// matmul() picks rows_fine below kActQuantMinTokens tokens, and where a table has no int8
+// kernel for the type (AVX2 int8: its int16 kernel is as fast). QLLM_ACT_QUANT=auto|never|always
+// (read once) overrides the choice where both exist, to measure the int8-activation error on
+// whole models.
 #pragma once
 
 #include <cstdint>
@@ -43,8 +45,10 @@ Isa active_isa_kind();
 const char* active_isa();
 
 // Activations quantized to int8 once per matmul call, shared by all threads. Every token row
-// is padded with zeros to `stride` (a multiple of 64) so kernels read whole vectors.
-//   x[t, i] ~= d[t, b] * q[t, i] for the block b = i / 32 (d = absmax / 127 of the block)
+// is padded with zeros to `stride` (a multiple of 64 and of the block) so kernels read whole
+// vectors.
+//   x[t, i] ~= d[t, b] * q[t, i] for the block b = i / B, B = act8_block (d = absmax / 127 of
+//   the block)
 struct QuantizedActs {
   int64_t stride = 0;
   const int8_t* q = nullptr;          // [n_tok, stride]
@@ -75,9 +79,10 @@ inline float shift_term(const QTensor& w, const QuantizedActs& a, int64_t o, int
 // filled when the table says the kernel uses quantized activations.
 using RowsFn = void (*)(const QTensor& w, const float* x, const QuantizedActs& acts, int64_t n_tok,
                         float* y, int64_t o_begin, int64_t o_end);
-// Quantizes n_tok rows of x [n_tok, n_in] into q [n_tok, stride], lane_scale and offset.
-using QuantizeActsFn = void (*)(const float* x, int64_t n_tok, int64_t n_in, int64_t stride,
-                                int8_t* q, float* lane_scale, float* offset);
+// Quantizes n_tok rows of x [n_tok, n_in] per block of `block` elements (a multiple of 32 that
+// divides stride) into q [n_tok, stride], lane_scale and offset.
+using QuantizeActsFn = void (*)(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
+                                int64_t stride, int8_t* q, float* lane_scale, float* offset);
 // Rounds n_tok rows of x [n_tok, n_in] to int16 per block of `block`: q [n_tok, stride],
 // d [n_tok, stride / block] (QuantizedActs::q16, d16).
 using QuantizeActs16Fn = void (*)(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
@@ -86,9 +91,13 @@ using QuantizeActs16Fn = void (*)(const float* x, int64_t n_tok, int64_t n_in, i
 struct KernelTable {
   Isa isa = Isa::Scalar;
   QuantizeActsFn quantize_acts = nullptr;
-  RowsFn rows[kNumQTypes] = {};          // null: use the reference kernel
-  bool uses_acts[kNumQTypes] = {};       // the kernel reads QuantizedActs
-  // Fine-activation kernels of the types whose `rows` kernel uses_acts (null for the others).
+  // Elements per int8 activation scale of the `rows` kernels; 0: act16_block(w), for kernels
+  // that sum a whole block of int4/int2 products in int16 (matmul_act8_avx2.cpp).
+  int64_t act8_block = 32;
+  RowsFn rows[kNumQTypes] = {};          // null (and rows_fine null): use the reference kernel
+  bool uses_acts[kNumQTypes] = {};       // the kernels read QuantizedActs
+  // Fine-activation kernels of the types that uses_acts (null for the others; may be the only
+  // kernel of a type, as for AVX2 int8).
   // They read x (or q16 where quantize_acts16 is set and act16_block(w) > 0) and group_sum.
   RowsFn rows_fine[kNumQTypes] = {};
   QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
@@ -125,15 +134,19 @@ const KernelTable& active_kernels();
 // True when `table`'s kernel for w can run on w as it is (layout, group size).
 bool kernel_accepts(const KernelTable& table, const QTensor& w);
 
+// Elements per int8 activation scale of `table`'s int8-activation kernel for w (0: none fits).
+int64_t act8_block(const KernelTable& table, const QTensor& w);
+
 // Elements per int16 activation scale for w's fine kernel: 128 for int8; for int4/int2 the
-// largest of 128 and 64 that divides the group size, so no block straddles two groups; 0 for
-// other group sizes (and types), whose fine kernels read f32 x.
+// largest of 128 and 64 that divides the group size (for a row of one group: its length padded
+// to whole chunks), so no block straddles two groups; 0 for other group sizes (and types),
+// whose fine kernels read f32 x.
 int64_t act16_block(const QTensor& w);
 
 // Scalar activation quantizer, the spec of QuantizeActsFn: SIMD versions give the same q and
 // lane_scale, and `offset` up to float rounding.
-void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
-                          float* lane_scale, float* offset);
+void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                          int8_t* q, float* lane_scale, float* offset);
 
 // The spec of QuantizeActs16Fn: q = round-to-nearest-even(x * (32767 / absmax)), d = absmax /
 // 32767 per block; SIMD versions give the same q and d.
@@ -142,6 +155,8 @@ void quantize_acts16_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t
 
 namespace x86 {
 void fill_avx2(KernelTable* t);
+void fill_avx2_fine(KernelTable* t);  // the int16-activation kernels (matmul_fine_avx2.cpp)
+void fill_avx2_act8(KernelTable* t);  // int4/int2 with int8 activations (matmul_act8_avx2.cpp)
 void fill_avx512(KernelTable* t);
 void fill_avx512_fine(KernelTable* t);  // the int16-activation kernels (matmul_fine_avx512.cpp)
 void fill_avx512_bf16(KernelTable* t);  // BF16 rows with vdpbf16ps (matmul_bf16_avx512.cpp)

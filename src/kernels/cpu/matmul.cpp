@@ -5,6 +5,7 @@
 // other.
 #include "kernels/cpu/matmul.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "util/error.h"
@@ -34,11 +35,12 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
   const int64_t n_in = w.n_in;
   QuantizedActs a;
   if (quantize) {
-    const int64_t stride = (n_in + 63) / 64 * 64;
+    const int64_t block = act8_block(kt, w), unit = std::max<int64_t>(64, block);
+    const int64_t stride = (n_in + unit - 1) / unit * unit;
     grow(buf.q, static_cast<std::size_t>(n_tok * stride));
     grow(buf.lane_scale, static_cast<std::size_t>(n_tok * stride / 4));
     grow(buf.offset, static_cast<std::size_t>(n_tok));
-    kt.quantize_acts(x, n_tok, n_in, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
+    kt.quantize_acts(x, n_tok, n_in, block, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
     a.stride = stride;
     a.q = buf.q.data();
     a.lane_scale = buf.lane_scale.data();

@@ -10,17 +10,6 @@ namespace qllm::x86 {
 
 #define QLLM_UNROLL _Pragma("GCC unroll 16")
 
-// A tile reads R weight rows side by side. When rows are short, several such streams share one
-// 4 KiB page and the hardware prefetcher follows them poorly: one core reached 7 GB/s on
-// 4864x896 int8 rows. Prefetching each row this far ahead brought it to 12-13 GB/s, as on long
-// rows (bench_matmul decode/*); on whole-model decode 16 KiB beat 4 KiB by 5-25% (Qwen2-0.5B
-// and GPT-2, int8 and int4) and 2 KiB lost 15%. Prefetches never fault, so reading past the
-// end of a tensor is harmless.
-inline constexpr int64_t kPrefetchDistance = 16 << 10;
-inline void prefetch_ahead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kPrefetchDistance, _MM_HINT_T0);
-}
-
 inline __mmask16 mask16(int64_t rest) {
   return rest >= 16 ? static_cast<__mmask16>(0xffff)
                     : rest <= 0 ? 0 : static_cast<__mmask16>((1u << rest) - 1);

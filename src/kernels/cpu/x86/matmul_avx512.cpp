@@ -28,24 +28,27 @@ namespace {
 
 // ---- activation quantization ----
 
-void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t stride, int8_t* q,
-                   float* lane_scale, float* offset) {
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                   int8_t* q, float* lane_scale, float* offset) {
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* xt = x + t * n_in;
     int8_t* qt = q + t * stride;
     float* lt = lane_scale + t * (stride / 4);
     double off = 0.0;
-    for (int64_t b = 0; b < stride; b += 32) {
-      const __m512 v0 = _mm512_maskz_loadu_ps(mask16(n_in - b), xt + b);
-      const __m512 v1 = _mm512_maskz_loadu_ps(mask16(n_in - b - 16), xt + b + 16);
-      const float amax = hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    for (int64_t b = 0; b < stride; b += block) {
+      __m512 m = _mm512_setzero_ps();
+      for (int64_t i = b; i < b + block; i += 16)
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask16(n_in - i), xt + i)));
+      const float amax = hmax(m);
       const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
-      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
-      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qt + b), _mm512_cvtsepi32_epi8(i0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qt + b + 16), _mm512_cvtsepi32_epi8(i1));
-      _mm256_storeu_ps(lt + b / 4, _mm256_set1_ps(d));
-      off += static_cast<double>(d) * hsum_epi32(_mm512_add_epi32(i0, i1));
+      __m512i sum = _mm512_setzero_si512();
+      for (int64_t i = b; i < b + block; i += 16) {
+        const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask16(n_in - i), xt + i), _mm512_set1_ps(id)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qt + i), _mm512_cvtsepi32_epi8(v));
+        _mm_storeu_ps(lt + i / 4, _mm_set1_ps(d));
+        sum = _mm512_add_epi32(sum, v);
+      }
+      off += static_cast<double>(d) * hsum_epi32(sum);
     }
     offset[t] = static_cast<float>(128.0 * off);
   }

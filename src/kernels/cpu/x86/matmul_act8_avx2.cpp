@@ -1,0 +1,156 @@
+// AVX2 int8-activation kernels: int4/int2 weights in prompts of kActQuantMinTokens tokens or
+// more (dispatch.h), where the matmul is compute-bound.
+//
+// `vpmaddubsw` multiplies the unsigned 4-bit (or 2-bit) weights by int8 activations and sums
+// pairs into int16 lanes. A pair is at most 2 * 15 * 127 = 3810, so the products of a whole
+// block of 128 weights (4 vpmaddubsw per lane) add up in int16 without overflow, and one
+// `vpmaddwd` with ones per block widens them to int32. That is 2.5 multiply instructions per 32
+// products where a per-32 widening takes 4, and the multiply port bounds these kernels (on AMD
+// Zen 1 one 256-bit multiply issues every 2 cycles). It needs one activation scale per block,
+// so activations are quantized per act8_block(w) = act16_block(w) (64 or 128, never straddling
+// a weight group): the added error is at most absmax/254 of that block per element.
+//
+// int8 weights have no such kernel here: their products need the sign trick and a widening per
+// vpmaddubsw, no faster than the int16 kernel of matmul_fine_avx2.cpp, which keeps the
+// weights' own error; so they use that one at every length.
+//
+// Weights: RowChunked (prepare.h) with full chunks only (act16_block(w) > 0), so weight i of a
+// row sits at byte i * Bits / 8. int4: a chunk's 32 bytes hold weights k (low nibbles) and
+// 32 + k (high nibbles); int2: its 16 bytes hold weight 16 f + k in field f.
+// Variants: 2 rows x 3 tokens register tiles (tiling.h). Benchmark:
+//   bench_matmul --benchmark_filter='prefill128/int(4|2)/.*/avx2'
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/prepare.h"
+#include "kernels/cpu/x86/avx2_util.h"
+#include "kernels/cpu/x86/tiling.h"
+
+namespace qllm::x86 {
+namespace {
+
+// ---- activation quantization (matches quantize_acts_scalar) ----
+
+void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                   int8_t* q, float* lane_scale, float* offset) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    int8_t* qt = q + t * stride;
+    float* lt = lane_scale + t * (stride / 4);
+    double off = 0.0;
+    for (int64_t b = 0; b < stride; b += block) {
+      __m256 m = _mm256_setzero_ps();
+      for (int64_t i = b; i < b + block; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, load8_zero_past(xt, i, n_in)));
+      const float amax = hmax(m);
+      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      __m256i sum = _mm256_setzero_si256();
+      for (int64_t i = b; i < b + block; i += 32) {
+        __m256i v[4];
+        QLLM_UNROLL for (int k = 0; k < 4; ++k) {
+          v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(load8_zero_past(xt, i + 8 * k, n_in), _mm256_set1_ps(id)));
+          sum = _mm256_add_epi32(sum, v[k]);
+        }
+        // Pack 32 int32 -> 32 int8 (packs interleave 128-bit lanes; the permute restores order).
+        const __m256i p01 = _mm256_packs_epi32(v[0], v[1]), p23 = _mm256_packs_epi32(v[2], v[3]);
+        const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qt + i), p);
+        _mm256_storeu_ps(lt + i / 4, _mm256_set1_ps(d));
+      }
+      off += static_cast<double>(d) * hsum_epi32(sum);
+    }
+    offset[t] = static_cast<float>(128.0 * off);
+  }
+}
+
+// ---- int4 / int2, group-wise affine ----
+
+// The 64 weights of row chunk p as bytes: weights 0..31 in *lo, 32..63 in *hi.
+template <int Bits>
+inline void expand_chunk8(const uint8_t* p, __m256i* lo, __m256i* hi) {
+  if constexpr (Bits == 4) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    *lo = _mm256_and_si256(v, m);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+  } else {
+    // Fields 0 and 1 (weights 0..15, 16..31) in the two halves of *lo, fields 2 and 3 in *hi.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m256i m = _mm256_set1_epi8(0x03);
+    *lo = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 2), 1), m);
+    *hi = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_srli_epi16(v, 4)), _mm_srli_epi16(v, 6), 1), m);
+  }
+}
+
+template <int Bits>
+struct BitsAct8Kernel {
+  static constexpr int64_t kActBytes = 1;  // int8 q (one lane scale per block is read)
+  static constexpr int64_t kChunkBytes = 64 * Bits / 8;
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  int64_t block;  // act8_block(w)
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
+    const int64_t n_blocks = a.stride / block, ls_stride = a.stride / 4;
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the chunk being read
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b) {
+      __m256i sum16[R][T];  // at most 4 * 3810 per lane (int4, block 128)
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) sum16[r][t] = _mm256_setzero_si256();
+      for (int64_t c = b * block; c < (b + 1) * block; c += 64, wp += kChunkBytes) {
+        __m256i lo[R], hi[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) expand_chunk8<Bits>(wp + r * rb, &lo[r], &hi[r]);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const int8_t* xq = a.q + (t0 + t) * a.stride + c;
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            sum16[r][t] = _mm256_add_epi16(sum16[r][t], _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], x0),
+                                                                          _mm256_maddubs_epi16(hi[r], x1)));
+        }
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float d = a.lane_scale[(t0 + t) * ls_stride + b * block / 4];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones)), s, acc[r][t]);
+        }
+      }
+      if ((in_group += block) == gp) in_group = 0, ++g;
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+  }
+};
+
+template <int Bits>
+void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n_tok, float* y,
+               int64_t ob, int64_t oe) {
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsAct8Kernel<Bits> k{w, a, geo, act16_block(w), y};
+  tile_rows<1, 4>(k, n_tok, ob, oe);
+}
+
+}  // namespace
+
+void fill_avx2_act8(KernelTable* t) {
+  t->quantize_acts = quantize_acts;
+  t->act8_block = 0;  // act16_block(w): whole blocks summed in int16 (see the top of the file)
+  t->rows[static_cast<int>(QType::QInt4)] = rows_bits<4>;
+  t->rows[static_cast<int>(QType::QInt2)] = rows_bits<2>;
+  t->uses_acts[static_cast<int>(QType::QInt4)] = true;
+  t->uses_acts[static_cast<int>(QType::QInt2)] = true;
+  t->uses_acts[static_cast<int>(QType::QInt8)] = true;  // the int16 kernel (matmul_fine_avx2.cpp)
+}
+
+}  // namespace qllm::x86

@@ -1,0 +1,299 @@
+// AVX2 fine-activation kernels for int8/int4/int2 (dispatch.h), the AVX2 twin of
+// matmul_fine_avx512.cpp.
+//
+// Activations are rounded to int16 per block of act16_block(w) (quantize_acts16) and multiplied
+// with `vpmaddwd` (s16 x s16, 2 products summed per int32 lane). Weights are widened to int16
+// once per tile step and meet every token of the tile. The added error is at most
+// absmax/65534 of the block per element. A block never straddles a weight group, so its int32
+// sums are scaled once: by d16 of the block times the row scale (int8) or the group scale
+// (int4/int2). int32 cannot overflow: a lane sums 2 * block / 16 products of |w| <= 128 and
+// |q| <= 32767, below 2^31 for blocks up to 8192.
+//
+// Why int16 and not int8 activations, even for long prompts: AVX2 has no u8 x s8 instruction
+// that accumulates into int32. `vpmaddubsw` then `vpmaddwd` with ones is two multiplies per
+// 32 products, the same count as two `vpmaddwd` on int16, so int16 costs no speed and keeps
+// the weights' own error. (On AMD Zen 1 both multiplies issue on one pipe at one 256-bit
+// instruction per 2 cycles, which bounds every integer kernel here: 8 products per cycle.)
+//
+// int4/int2 weights use the RowChunked layout (prepare.h). act16_block is non-zero only where
+// every chunk of a row is full (64 weights in 32 or 16 bytes), so weight i of a row sits at
+// byte i * Bits / 8. 16 bytes zero-extended to 16-bit lanes give, field by field, 16 weights:
+// int4 byte k holds weights k (low nibble) and 32 + k of its chunk, int2 byte k (of 16) holds
+// 16 f + k in field f. Other group sizes keep f32 activations (rows_bits_f32 in
+// below).
+//
+// Variants: R rows x T tokens register tiles (tiling.h), 4 x 1 for decode and 2 x 4 for
+// prompts. Benchmark: bench_matmul --benchmark_filter='(decode|prefill128)/int.*/avx2'.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/prepare.h"
+#include "kernels/cpu/x86/avx2_util.h"
+#include "kernels/cpu/x86/tiling.h"
+
+namespace qllm::x86 {
+namespace {
+
+// ---- int16 activation quantization (same q and d as quantize_acts16_scalar) ----
+
+void quantize_acts16(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,
+                     int16_t* q, float* d) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    int16_t* qt = q + t * stride;
+    for (int64_t b = 0; b < stride; b += block) {
+      __m256 amax = _mm256_setzero_ps();
+      for (int64_t i = b; i < b + block; i += 8) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, load8_zero_past(xt, i, n_in)));
+      const float a = hmax(amax);
+      const __m256 id = _mm256_set1_ps(a > 0.0f ? 32767.0f / a : 0.0f);
+      for (int64_t i = b; i < b + block; i += 16) {
+        const __m256i lo = _mm256_cvtps_epi32(_mm256_mul_ps(load8_zero_past(xt, i, n_in), id));
+        const __m256i hi = _mm256_cvtps_epi32(_mm256_mul_ps(load8_zero_past(xt, i + 8, n_in), id));
+        // packs interleaves 128-bit lanes: [lo0 hi0 lo1 hi1] in 64-bit quarters; restore order.
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xd8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qt + i), p);
+      }
+      d[t * (stride / block) + b / block] = a / 32767.0f;
+    }
+  }
+}
+
+// ---- int8, per-row scale ----
+
+struct Int8Fine16Kernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
+  const QTensor& w;
+  const QuantizedActs& a;
+  float* y;
+
+  // dot[r] += the products of 32 weights of each row (rows[r][0..32)) with q16 from i on.
+  template <int R, int T>
+  static void step32(const int8_t* const* rows, const int16_t* const* xt, int64_t i, __m256i (*dot)[T]) {
+    __m256i w0[R], w1[R];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) {
+      w0[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r])));
+      w1[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + 16)));
+    }
+    QLLM_UNROLL for (int t = 0; t < T; ++t) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i + 16));
+      QLLM_UNROLL for (int r = 0; r < R; ++r)
+        dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_add_epi32(_mm256_madd_epi16(w0[r], x0), _mm256_madd_epi16(w1[r], x1)));
+    }
+  }
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t n_in = w.n_in, block = a.block16, n_blocks = a.stride16 / block;
+    const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    const int16_t* xt[T];
+    QLLM_UNROLL for (int t = 0; t < T; ++t) xt[t] = a.q16 + (t0 + t) * a.stride16;
+    const int8_t* rows[R];
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      __m256i dot[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm256_setzero_si256();
+      const int64_t end = std::min((b + 1) * block, n_in);
+      int64_t i = b * block;
+      for (; i + 64 <= end; i += 64) {
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          rows[r] = base + r * n_in + i;
+          prefetch_ahead(rows[r]);
+        }
+        step32<R, T>(rows, xt, i, dot);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] += 32;
+        step32<R, T>(rows, xt, i + 32, dot);
+      }
+      for (; i < end; i += 32) {  // the last columns of a row: q16 is zero past n_in
+        alignas(32) int8_t tail[R][32] = {};
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          std::memcpy(tail[r], base + r * n_in + i, static_cast<std::size_t>(std::min<int64_t>(32, end - i)));
+          rows[r] = tail[r];
+        }
+        step32<R, T>(rows, xt, i, dot);
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m256 d = _mm256_set1_ps(a.d16[(t0 + t) * n_blocks + b]);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), d, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(acc[r][t]);
+  }
+};
+
+// ---- int4 / int2, group-wise affine, full chunks ----
+
+template <int Bits>
+struct BitsFine16Kernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
+  static constexpr int kFields = 8 / Bits;
+  static constexpr int64_t kChunkBytes = 64 * Bits / 8;
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
+    const int64_t block = a.block16, n_blocks = a.stride16 / block;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m256i mask = _mm256_set1_epi16((1 << Bits) - 1);
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    const uint8_t* wp = base;  // the chunk being read, in row o
+    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b) {
+      __m256i dot[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm256_setzero_si256();
+      for (int64_t c = b * block; c < (b + 1) * block; c += 64, wp += kChunkBytes) {
+        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(wp + r * rb);
+        // 16 bytes at a time: int4 has two such pieces per chunk, int2 one.
+        QLLM_UNROLL for (int k = 0; k < kChunkBytes; k += 16) {
+          __m256i v[R];
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rb + k)));
+          __m256i wv[kFields][R];  // field f of byte k + j is weight f * kChunkBytes + k + j
+          QLLM_UNROLL for (int f = 0; f < kFields; ++f) QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            const __m256i s = f == 0 ? v[r] : _mm256_srli_epi16(v[r], f * Bits);
+            wv[f][r] = f == kFields - 1 ? s : _mm256_and_si256(s, mask);
+          }
+          QLLM_UNROLL for (int t = 0; t < T; ++t) {
+            const int16_t* xq = a.q16 + (t0 + t) * a.stride16 + c + k;
+            __m256i xv[kFields];
+            QLLM_UNROLL for (int f = 0; f < kFields; ++f)
+              xv[f] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + f * kChunkBytes));
+            // Products summed pairwise before the running sum: fewer dependent adds.
+            QLLM_UNROLL for (int r = 0; r < R; ++r) {
+              __m256i p = _mm256_add_epi32(_mm256_madd_epi16(wv[0][r], xv[0]), _mm256_madd_epi16(wv[1][r], xv[1]));
+              if constexpr (kFields == 4)
+                p = _mm256_add_epi32(p, _mm256_add_epi32(_mm256_madd_epi16(wv[2][r], xv[2]), _mm256_madd_epi16(wv[3][r], xv[3])));
+              dot[r][t] = _mm256_add_epi32(dot[r][t], p);
+            }
+          }
+        }
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float d = a.d16[(t0 + t) * n_blocks + b];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
+        }
+      }
+      if ((in_group += block) == gp) in_group = 0, ++g;
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+  }
+};
+
+// ---- f32 activations, for the group sizes act16_block() does not take ----
+// Weights are widened to f32 in registers and FMA'd with x; scales are applied once per group,
+// so the error is that of f32 sums alone.
+
+// int4/int2 in RowChunked layout: a chunk's byte k, bit field f holds weight f * nb + k
+// (prepare.h), so 8 bytes zero-extended to int32 lanes give, field by field, 8 consecutive
+// weights (every chunk has a multiple of 8 bytes). x of group g starts at g * G; weights past
+// G (padding of a single ragged group) meet x loaded under a mask as 0.
+template <int Bits>
+struct BitsF32Kernel {
+  static constexpr int64_t kActBytes = 4;  // f32 x
+  const QTensor& w;
+  const float* x;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    constexpr int kFields = 8 / Bits;
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, gs = geo.group_size, n_in = w.n_in;
+    const int64_t rb = geo.row_bytes;
+    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m256i mask = _mm256_set1_epi32((1 << Bits) - 1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < gpr; ++g) {
+      const uint8_t* gw = base + g * gp * Bits / 8;
+      const float* xg = x + g * gs;
+      __m256 gacc[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm256_setzero_ps();
+      for (int64_t c = 0; c < gp; c += 64) {
+        const int64_t nb = (gp - c >= 64 ? 64 : 32) * Bits / 8;  // bytes of this chunk
+        const uint8_t* cw = gw + c * Bits / 8;
+        for (int64_t kb = 0; kb < nb; kb += 8) {
+          __m256i v[R];
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            v[r] = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cw + r * rb + kb)));
+          QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+            const int64_t j = c + f * nb + kb;  // weight index within the group
+            const bool whole = j + 8 <= gs;
+            const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(gs - j)), lane);
+            __m256 wv[R];
+            QLLM_UNROLL for (int r = 0; r < R; ++r) {
+              const __m256i q = f == 0 ? _mm256_and_si256(v[r], mask)
+                                       : _mm256_and_si256(_mm256_srli_epi32(v[r], f * Bits), mask);
+              wv[r] = _mm256_cvtepi32_ps(q);
+            }
+            QLLM_UNROLL for (int t = 0; t < T; ++t) {
+              const float* xp = xg + (t0 + t) * n_in + j;
+              const __m256 xv = whole ? _mm256_loadu_ps(xp) : _mm256_maskload_ps(xp, m);
+              QLLM_UNROLL for (int r = 0; r < R; ++r) gacc[r][t] = _mm256_fmadd_ps(wv[r], xv, gacc[r][t]);
+            }
+          }
+        }
+      }
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
+        const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g]);
+        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(gacc[r][t], s, acc[r][t]);
+      }
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
+  }
+};
+
+template <int Bits>
+void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                   int64_t ob, int64_t oe) {
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsF32Kernel<Bits> k{w, x, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+// ---- entry points: int16 activations when matmul() made them (QuantizedActs::q16) ----
+
+void rows_int8_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                    int64_t ob, int64_t oe) {
+  const Int8Fine16Kernel k{w, a, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+template <int Bits>
+void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
+                    int64_t ob, int64_t oe) {
+  if (a.q16 == nullptr) return rows_bits_f32<Bits>(w, x, a, n_tok, y, ob, oe);
+  const ChunkGeometry geo = chunk_geometry(w);
+  const BitsFine16Kernel<Bits> k{w, a, geo, y};
+  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  else tile_rows<2, 4>(k, n_tok, ob, oe);
+}
+
+}  // namespace
+
+void fill_avx2_fine(KernelTable* t) {
+  t->quantize_acts16 = quantize_acts16;
+  t->rows_fine[static_cast<int>(QType::QInt8)] = rows_int8_fine;
+  t->rows_fine[static_cast<int>(QType::QInt4)] = rows_bits_fine<4>;
+  t->rows_fine[static_cast<int>(QType::QInt2)] = rows_bits_fine<2>;
+}
+
+}  // namespace qllm::x86
