@@ -11,7 +11,7 @@
 //                + sum_i |w_i x_i| / 65536                          (BF16 with vdpbf16ps)
 // f32-activation kernels get the first two terms only. The last ones are exact for per-block
 // activation rounding: x_i - d*round(x_i/d) is at most d/2 = amax/254 (int8, blocks b of
-// act8_block: 32, or act16_block(w) on AVX2)
+// act8_block: 32, or act16_block(w) for int4/int2)
 // or amax/65534 (int16, blocks B of act16_block(w)), times the integer part of the weight
 // s*q_i it multiplies. vdpbf16ps takes x as bf16 hi + lo, within 2^-16 |x_i| of x_i.
 #include <gtest/gtest.h>
@@ -363,10 +363,12 @@ TEST(Dispatch, ActivationPolicy) {
       matmul(w, x.data(), 1, y_never.data(), pool(), *kt, ActQuant::Never);
       EXPECT_EQ(y_auto, y_never);
     }
-    // A group size without an int16 block (96) has no AVX2 int8-activation kernel either.
+    // int4/int2 take int8 activations per int16 block: a group size without one (96) has no
+    // int8-activation kernel.
     QTensor g96 = random_tensor(QType::QInt4, false, 4, 288, 96, rng);
     prepare_for_kernels(g96);
-    EXPECT_EQ(uses_quantized_acts(*kt, g96, 512, ActQuant::Always), isa == Isa::Avx512);
+    EXPECT_EQ(act16_block(g96), 0);
+    EXPECT_FALSE(uses_quantized_acts(*kt, g96, 512, ActQuant::Always));
     QTensor f = random_tensor(QType::QFloat8, false, 4, 64, 0, rng);
     EXPECT_FALSE(uses_quantized_acts(*kt, f, 512, ActQuant::Always));  // float8 reads f32 x always
   }

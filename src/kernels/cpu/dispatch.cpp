@@ -168,7 +168,7 @@ bool kernel_accepts(const KernelTable& table, const QTensor& w) {
 }
 
 int64_t act8_block(const KernelTable& table, const QTensor& w) {
-  return table.act8_block > 0 ? table.act8_block : act16_block(w);
+  return table.act8_in_act16_blocks[static_cast<int>(w.qtype)] ? act16_block(w) : 32;
 }
 
 void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block, int64_t stride,

@@ -55,6 +55,7 @@ struct QuantizedActs {
   const float* lane_scale = nullptr;  // [n_tok, stride / 4]: d of the block holding i = 4*lane
   const float* offset = nullptr;      // [n_tok]: 128 * sum_b d[t, b] * sum_{i in b} q[t, i]
   const float* group_sum = nullptr;   // [n_tok, n_in / G]: exact sums of x over weight groups
+  int64_t block8 = 0;                 // B: elements per int8 scale (act8_block)
 
   // int16 activations of the AVX-512 fine kernels (quantize_acts16); block16 == 0 when x
   // stays f32. x[t, i] ~= d16[t, i / block16] * q16[t, i], d16 = absmax / 32767 of the block.
@@ -91,9 +92,10 @@ using QuantizeActs16Fn = void (*)(const float* x, int64_t n_tok, int64_t n_in, i
 struct KernelTable {
   Isa isa = Isa::Scalar;
   QuantizeActsFn quantize_acts = nullptr;
-  // Elements per int8 activation scale of the `rows` kernels; 0: act16_block(w), for kernels
-  // that sum a whole block of int4/int2 products in int16 (matmul_act8_avx2.cpp).
-  int64_t act8_block = 32;
+  // Types whose `rows` kernel takes int8 activations per act16_block(w) instead of per 32: it
+  // sums a whole block of products in integers before scaling them (int4/int2 on AVX2 and
+  // AVX-512). Weights whose act16_block(w) is 0 then have no int8-activation kernel.
+  bool act8_in_act16_blocks[kNumQTypes] = {};
   RowsFn rows[kNumQTypes] = {};          // null (and rows_fine null): use the reference kernel
   bool uses_acts[kNumQTypes] = {};       // the kernels read QuantizedActs
   // Fine-activation kernels of the types that uses_acts (null for the others; may be the only
@@ -134,7 +136,8 @@ const KernelTable& active_kernels();
 // True when `table`'s kernel for w can run on w as it is (layout, group size).
 bool kernel_accepts(const KernelTable& table, const QTensor& w);
 
-// Elements per int8 activation scale of `table`'s int8-activation kernel for w (0: none fits).
+// Elements per int8 activation scale of `table`'s int8-activation kernel for w: 32, or
+// act16_block(w) (see act8_in_act16_blocks; 0: no block fits).
 int64_t act8_block(const KernelTable& table, const QTensor& w);
 
 // Elements per int16 activation scale for w's fine kernel: 128 for int8; for int4/int2 the

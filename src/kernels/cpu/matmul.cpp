@@ -42,6 +42,7 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
     grow(buf.offset, static_cast<std::size_t>(n_tok));
     kt.quantize_acts(x, n_tok, n_in, block, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
     a.stride = stride;
+    a.block8 = block;
     a.q = buf.q.data();
     a.lane_scale = buf.lane_scale.data();
     a.offset = buf.offset.data();

@@ -93,43 +93,50 @@ struct BitsAct8Kernel {
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
-  int64_t block;  // act8_block(w)
   float* y;
 
-  template <int R, int T>
-  void tile(int64_t o, int64_t t0) const {
+  // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
+  // int16 sums: GCC 12 copies a loop-carried accumulator between registers at every step.
+  template <int R, int T, int NC>
+  void tile_blocks(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
-    const int64_t n_blocks = a.stride / block, ls_stride = a.stride / 4;
-    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the chunk being read
+    const int64_t n_blocks = a.stride / (64 * NC), ls_stride = a.stride / 4;
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b) {
+    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i sum16[R][T];  // at most 4 * 3810 per lane (int4, block 128)
-      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) sum16[r][t] = _mm256_setzero_si256();
-      for (int64_t c = b * block; c < (b + 1) * block; c += 64, wp += kChunkBytes) {
+      QLLM_UNROLL for (int c = 0; c < NC; ++c) {
         __m256i lo[R], hi[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) expand_chunk8<Bits>(wp + r * rb, &lo[r], &hi[r]);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) expand_chunk8<Bits>(wp + r * rb + c * kChunkBytes, &lo[r], &hi[r]);
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const int8_t* xq = a.q + (t0 + t) * a.stride + c;
+          const int8_t* xq = a.q + (t0 + t) * a.stride + (b * NC + c) * 64;
           const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
           const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-          QLLM_UNROLL for (int r = 0; r < R; ++r)
-            sum16[r][t] = _mm256_add_epi16(sum16[r][t], _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], x0),
-                                                                          _mm256_maddubs_epi16(hi[r], x1)));
+          QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], x0), _mm256_maddubs_epi16(hi[r], x1));
+            sum16[r][t] = c == 0 ? p : _mm256_add_epi16(sum16[r][t], p);
+          }
         }
       }
       QLLM_UNROLL for (int t = 0; t < T; ++t) {
-        const float d = a.lane_scale[(t0 + t) * ls_stride + b * block / 4];
+        const float d = a.lane_scale[(t0 + t) * ls_stride + b * NC * 16];
         QLLM_UNROLL for (int r = 0; r < R; ++r) {
           const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones)), s, acc[r][t]);
         }
       }
-      if ((in_group += block) == gp) in_group = 0, ++g;
+      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
       y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+  }
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    if (a.block8 == 128) tile_blocks<R, T, 2>(o, t0);
+    else tile_blocks<R, T, 1>(o, t0);  // block 64 (act16_block)
   }
 };
 
@@ -137,7 +144,7 @@ template <int Bits>
 void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n_tok, float* y,
                int64_t ob, int64_t oe) {
   const ChunkGeometry geo = chunk_geometry(w);
-  const BitsAct8Kernel<Bits> k{w, a, geo, act16_block(w), y};
+  const BitsAct8Kernel<Bits> k{w, a, geo, y};
   tile_rows<1, 4>(k, n_tok, ob, oe);
 }
 
@@ -145,12 +152,14 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
 
 void fill_avx2_act8(KernelTable* t) {
   t->quantize_acts = quantize_acts;
-  t->act8_block = 0;  // act16_block(w): whole blocks summed in int16 (see the top of the file)
   t->rows[static_cast<int>(QType::QInt4)] = rows_bits<4>;
   t->rows[static_cast<int>(QType::QInt2)] = rows_bits<2>;
   t->uses_acts[static_cast<int>(QType::QInt4)] = true;
   t->uses_acts[static_cast<int>(QType::QInt2)] = true;
   t->uses_acts[static_cast<int>(QType::QInt8)] = true;  // the int16 kernel (matmul_fine_avx2.cpp)
+  // Whole blocks summed in int16 (see the top of the file).
+  t->act8_in_act16_blocks[static_cast<int>(QType::QInt4)] = true;
+  t->act8_in_act16_blocks[static_cast<int>(QType::QInt2)] = true;
 }
 
 }  // namespace qllm::x86

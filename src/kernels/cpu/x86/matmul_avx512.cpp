@@ -1,15 +1,16 @@
 // AVX-512 kernels (F/BW/VL/DQ + VNNI) for every QType. Variants per kernel: R rows x T tokens
-// register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 4 rows x 4 tokens (int4
-// and int2 spill a few of their 32 accumulators and still beat 2 x 4 by 10-15%).
+// register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 4 rows x 4 tokens (int4 and
+// int2: 4 x 3, whose 24 accumulators and 4 weight vectors fit the 32 registers).
 // int8/int4/int2 each have an int8-activation kernel (long prefills, here) and a
 // fine-activation one (decode, short prompts: matmul_fine_avx512.cpp); matmul() chooses
 // (dispatch.h).
 //
-// Integer kernels use `vpdpbusd` (u8 x s8, 4 products summed per int32 lane) on activations
-// quantized per block of 32 (dispatch.h). int8 weights are made unsigned by flipping the sign
+// Integer kernels use `vpdpbusd` (u8 x s8, 4 products summed per int32 lane). int8 weights take
+// activations quantized per block of 32 (dispatch.h) and are made unsigned by flipping the sign
 // bit (w + 128); the extra 128 * sum(q_x) per block is the per-token `offset`, subtracted once
-// per output. int4/int2 weights are already unsigned. Each 64-byte step converts the int32
-// lanes to float and multiplies by the block scale of each lane.
+// per output; each 64-byte step converts the int32 lanes to float and multiplies by the block
+// scale of each lane. int4/int2 weights are unsigned already and take activations per
+// act16_block(w), summed in int32 over a whole block (BitsKernel).
 #include <immintrin.h>
 
 // GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
@@ -117,75 +118,56 @@ inline __m512i expand_full(const uint8_t* p) {
   }
 }
 
-template <int Bits>
-inline __m256i expand_half(const uint8_t* p) {
-  if constexpr (Bits == 4) {
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0f));
-  } else {
-    int64_t bytes;
-    std::memcpy(&bytes, p, 8);
-    const __m256i v = _mm256_set1_epi64x(bytes);
-    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(0x03));
-  }
-}
-
+// Activations per act16_block(w) (64 or 128, inside one weight group): vpdpbusd accumulates a
+// whole block's products in int32 lanes, and each lane is converted and scaled once per block,
+// where per-32 activation scales cost a conversion and an FMA per vpdpbusd. Only full chunks
+// occur (act16_block(w) > 0), so weight i of a row sits at byte i * Bits / 8.
 template <int Bits>
 struct BitsKernel {
-  static constexpr int64_t kActBytes = 2;  // int8 q and a lane scale per 4
+  static constexpr int64_t kActBytes = 1;  // int8 q (one lane scale per block is read)
+  static constexpr int64_t kFullBytes = 64 * Bits / 8;
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
   float* y;
 
-  template <int R, int T>
-  void tile(int64_t o, int64_t t0) const {
-    constexpr int64_t kFullBytes = 64 * Bits / 8;
-    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, n_full = gp / 64;
-    const bool has_half = gp % 64 != 0;
-    const int64_t rb = geo.row_bytes, ls_stride = a.stride / 4;
-    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+  // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
+  // int32 sums: GCC 12 copied every loop-carried accumulator between registers twice per step.
+  template <int R, int T, int NC>
+  void tile_blocks(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
+    const int64_t n_blocks = a.stride / (64 * NC), ls_stride = a.stride / 4;
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < gpr; ++g) {
-      const uint8_t* gw = base + g * gp * Bits / 8;
-      const int64_t x0 = g * gp;
-      __m512 gacc[R][T];
-      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) gacc[r][t] = _mm512_setzero_ps();
-      for (int64_t c = 0; c < n_full; ++c) {
+    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kFullBytes) {
+      __m512i dot[R][T];
+      QLLM_UNROLL for (int c = 0; c < NC; ++c) {
         __m512i wv[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_full<Bits>(gw + r * rb + c * kFullBytes);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_full<Bits>(wp + r * rb + c * kFullBytes);
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const int64_t xi = (t0 + t) * a.stride + x0 + 64 * c;
-          const __m512i xq = _mm512_loadu_si512(a.q + xi);
-          const __m512 dl = _mm512_loadu_ps(a.lane_scale + (t0 + t) * ls_stride + (x0 + 64 * c) / 4);
-          QLLM_UNROLL for (int r = 0; r < R; ++r) {
-            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], xq);
-            gacc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dl, gacc[r][t]);
-          }
+          const __m512i xq = _mm512_loadu_si512(a.q + (t0 + t) * a.stride + (b * NC + c) * 64);
+          QLLM_UNROLL for (int r = 0; r < R; ++r)
+            dot[r][t] = _mm512_dpbusd_epi32(c == 0 ? _mm512_setzero_si512() : dot[r][t], wv[r], xq);
         }
       }
-      if (has_half) {
-        __m256i wv[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_half<Bits>(gw + r * rb + n_full * kFullBytes);
-        QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const int64_t xi = x0 + 64 * n_full;
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (t0 + t) * a.stride + xi));
-          const __m256 dl = _mm256_loadu_ps(a.lane_scale + (t0 + t) * ls_stride + xi / 4);
-          QLLM_UNROLL for (int r = 0; r < R; ++r) {
-            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv[r], xq);
-            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), dl);
-            gacc[r][t] = _mm512_add_ps(gacc[r][t], _mm512_zextps256_ps512(p));
-          }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float d = a.lane_scale[(t0 + t) * ls_stride + b * NC * 16];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
         }
       }
-      QLLM_UNROLL for (int r = 0; r < R; ++r) {
-        const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g]);
-        QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
-      }
+      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
       y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
+  }
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    if (a.block8 == 128) tile_blocks<R, T, 2>(o, t0);
+    else tile_blocks<R, T, 1>(o, t0);  // block 64 (act16_block)
   }
 };
 
@@ -195,7 +177,7 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsKernel<Bits> k{w, a, geo, y};
   if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<4, 4>(k, n_tok, ob, oe);
+  else tile_rows<4, 3>(k, n_tok, ob, oe);
 }
 
 // ---- float8 e4m3fn, per-row scale ----
@@ -348,6 +330,8 @@ void fill_avx512(KernelTable* t) {
   set(QType::QInt8, rows_int8, true);
   set(QType::QInt4, rows_bits<4>, true);
   set(QType::QInt2, rows_bits<2>, true);
+  t->act8_in_act16_blocks[static_cast<int>(QType::QInt4)] = true;
+  t->act8_in_act16_blocks[static_cast<int>(QType::QInt2)] = true;
   set(QType::QFloat8, rows_float8, false);
   fill_avx512_fine(t);
 }
