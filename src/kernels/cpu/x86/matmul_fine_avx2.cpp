@@ -139,41 +139,39 @@ struct BitsFine16Kernel {
   const ChunkGeometry& geo;
   float* y;
 
-  template <int R, int T>
-  void tile(int64_t o, int64_t t0) const {
+  // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
+  // int32 sums (GCC 12 copies a loop-carried accumulator between registers at every step).
+  template <int R, int T, int NC>
+  void tile_blocks(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
-    const int64_t block = a.block16, n_blocks = a.stride16 / block;
-    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const int64_t n_blocks = a.stride16 / (64 * NC);
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
     const __m256i mask = _mm256_set1_epi16((1 << Bits) - 1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    const uint8_t* wp = base;  // the chunk being read, in row o
-    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b) {
+    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i dot[R][T];
-      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm256_setzero_si256();
-      for (int64_t c = b * block; c < (b + 1) * block; c += 64, wp += kChunkBytes) {
-        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(wp + r * rb);
+      QLLM_UNROLL for (int c = 0; c < NC; ++c) {
+        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(wp + r * rb + c * kChunkBytes);
         // 16 bytes at a time: int4 has two such pieces per chunk, int2 one.
         QLLM_UNROLL for (int k = 0; k < kChunkBytes; k += 16) {
           __m256i v[R];
           QLLM_UNROLL for (int r = 0; r < R; ++r)
-            v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rb + k)));
-          __m256i wv[kFields][R];  // field f of byte k + j is weight f * kChunkBytes + k + j
-          QLLM_UNROLL for (int f = 0; f < kFields; ++f) QLLM_UNROLL for (int r = 0; r < R; ++r) {
-            const __m256i s = f == 0 ? v[r] : _mm256_srli_epi16(v[r], f * Bits);
-            wv[f][r] = f == kFields - 1 ? s : _mm256_and_si256(s, mask);
-          }
-          QLLM_UNROLL for (int t = 0; t < T; ++t) {
-            const int16_t* xq = a.q16 + (t0 + t) * a.stride16 + c + k;
-            __m256i xv[kFields];
-            QLLM_UNROLL for (int f = 0; f < kFields; ++f)
-              xv[f] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + f * kChunkBytes));
-            // Products summed pairwise before the running sum: fewer dependent adds.
+            v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rb + c * kChunkBytes + k)));
+          QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+            // Field f of byte k + j is weight f * kChunkBytes + k + j of the chunk.
+            const int64_t xi = (b * NC + c) * 64 + f * kChunkBytes + k;
+            __m256i wv[R];
             QLLM_UNROLL for (int r = 0; r < R; ++r) {
-              __m256i p = _mm256_add_epi32(_mm256_madd_epi16(wv[0][r], xv[0]), _mm256_madd_epi16(wv[1][r], xv[1]));
-              if constexpr (kFields == 4)
-                p = _mm256_add_epi32(p, _mm256_add_epi32(_mm256_madd_epi16(wv[2][r], xv[2]), _mm256_madd_epi16(wv[3][r], xv[3])));
-              dot[r][t] = _mm256_add_epi32(dot[r][t], p);
+              const __m256i s = f == 0 ? v[r] : _mm256_srli_epi16(v[r], f * Bits);
+              wv[r] = f == kFields - 1 ? s : _mm256_and_si256(s, mask);
+            }
+            QLLM_UNROLL for (int t = 0; t < T; ++t) {
+              const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q16 + (t0 + t) * a.stride16 + xi));
+              QLLM_UNROLL for (int r = 0; r < R; ++r) {
+                const __m256i p = _mm256_madd_epi16(wv[r], xq);
+                dot[r][t] = c == 0 && k == 0 && f == 0 ? p : _mm256_add_epi32(dot[r][t], p);
+              }
             }
           }
         }
@@ -185,10 +183,16 @@ struct BitsFine16Kernel {
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
         }
       }
-      if ((in_group += block) == gp) in_group = 0, ++g;
+      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
       y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+  }
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    if (a.block16 == 128) tile_blocks<R, T, 2>(o, t0);
+    else tile_blocks<R, T, 1>(o, t0);  // block 64 (act16_block)
   }
 };
 
