@@ -6,6 +6,7 @@
 #include "format/quanto_qmap.h"
 #include "quant/load_linear.h"
 #include "util/error.h"
+#include "util/mmap.h"
 
 namespace qllm {
 namespace {
@@ -138,6 +139,15 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
   }
   if (!head_loaded && head) w.lm_head = tied_head(w.tok_embd);
   return m;
+}
+
+void Model::populate() const {
+  auto pages = [](const Linear& l) {
+    if (l.w.data != nullptr && l.w.owned.empty()) populate_pages({l.w.data, l.w.data_bytes()});
+  };
+  for (const LayerWeights& l : w_.layers)
+    for (const Linear* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pages(*p);
+  pages(w_.lm_head);
 }
 
 const Tokenizer& Model::tokenizer() const {

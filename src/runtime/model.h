@@ -31,6 +31,11 @@ class Model {
   const TensorSet& tensors() const { return ts_; }
   const std::filesystem::path& dir() const { return dir_; }
 
+  // Maps the pages of every matrix that each token streams (the mmapped Linear weights, not the
+  // embedding rows looked up one at a time nor copies made at load) now rather than at first
+  // use (populate_pages).
+  void populate() const;
+
   // The tokenizer of the model directory, loaded on first use. Throws FormatError if the
   // directory has none.
   const Tokenizer& tokenizer() const;

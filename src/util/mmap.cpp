@@ -115,4 +115,15 @@ void release_pages(std::span<const std::byte> bytes) {
   ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+void populate_pages(std::span<const std::byte> bytes) {
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14; older kernels answer EINVAL, which costs nothing
+#endif
+  if (bytes.empty()) return;
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+  const uintptr_t e = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
+  ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
+}
+
 }  // namespace qllm

@@ -48,4 +48,10 @@ bool is_mapped(const std::filesystem::path& path);
 // pages back in from the page cache; neighbours sharing the first or last page do the same.
 void release_pages(std::span<const std::byte> bytes);
 
+// Maps the pages holding `bytes` (a range of a MappedFile) now, reading them from disk if they
+// are not cached, in one call instead of one page fault per 4 KiB at first use: ~180,000 faults
+// and 0.07 s of the first token for a 700 MB checkpoint on a 2-core machine. A hint: errors
+// (kernels before Linux 5.14) are ignored.
+void populate_pages(std::span<const std::byte> bytes);
+
 }  // namespace qllm
