@@ -17,10 +17,11 @@ namespace qllm {
 // (dispatch.h). QInt4/QInt2 weights need prepare_for_kernels() (prepare.h) for the fast
 // kernels; otherwise the reference kernel runs.
 // Activations of the int8/int4/int2 kernels: below kActQuantMinTokens tokens (decode, short
-// prompts: bandwidth-bound) they stay fine, f32 or int16 per block (AVX-512), so the error is
-// essentially the weights' own; from kActQuantMinTokens on (compute-bound prefill) they are
-// quantized to int8 per block of 32 once per call for the integer dot-product kernels.
-// QLLM_ACT_QUANT=never|always overrides the choice (dispatch.h).
+// prompts: bandwidth-bound) they stay fine, int16 per block (f32 in the scalar kernels), so the
+// error is essentially the weights' own; from kActQuantMinTokens on (compute-bound prefill)
+// they are quantized to int8 once per call, per act8_block(w), where the table has an
+// int8-activation kernel for the type (dispatch.h). QLLM_ACT_QUANT=never|always overrides the
+// choice.
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
 // The same with the kernels of one table (tests and benchmarks compare ISAs with it), under
