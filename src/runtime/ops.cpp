@@ -1,10 +1,8 @@
 #include "runtime/ops.h"
 
-#include "runtime/fast_exp.h"
-
-#include <algorithm>
-#include <bit>
 #include <cmath>
+
+#include "runtime/fast_exp.h"
 
 namespace qllm::ops {
 
