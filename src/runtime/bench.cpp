@@ -26,12 +26,9 @@ DecodeTraffic decode_traffic(const Model& model) {
   const Weights& w = model.weights();
   const ModelConfig& cfg = model.config();
   DecodeTraffic t;
-  auto add = [&](const Linear& l) {
+  for_each_linear(w, [&](const Linear& l) {
     if (l.w.data) t.weight_bytes += l.w.data_bytes() + l.w.scale_bytes();
-  };
-  for (const LayerWeights& l : w.layers)
-    for (const Linear* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*p);
-  add(w.lm_head);
+  });
   t.weight_bytes += static_cast<uint64_t>(cfg.n_embd) * dtype_size(w.tok_embd.dtype);
   t.kv_bytes_per_position = 2 * static_cast<uint64_t>(cfg.n_layer) * cfg.n_head_kv * cfg.head_dim * sizeof(float);
   return t;

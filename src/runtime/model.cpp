@@ -142,12 +142,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
 }
 
 void Model::populate() const {
-  auto pages = [](const Linear& l) {
+  for_each_linear(w_, [](const Linear& l) {
     if (l.w.data != nullptr && l.w.owned.empty()) populate_pages({l.w.data, l.w.data_bytes()});
-  };
-  for (const LayerWeights& l : w_.layers)
-    for (const Linear* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pages(*p);
-  pages(w_.lm_head);
+  });
 }
 
 const Tokenizer& Model::tokenizer() const {

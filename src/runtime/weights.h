@@ -52,4 +52,13 @@ struct Weights {
   Linear lm_head;          // [n_vocab, n_embd]; a view of tok_embd when tied
 };
 
+// Calls fn(const Linear&) for every matrix a decode step streams: each layer's Linears (empty
+// ones too: those an architecture lacks have no data), then the head.
+template <class Fn>
+void for_each_linear(const Weights& w, Fn&& fn) {
+  for (const LayerWeights& l : w.layers)
+    for (const Linear* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*p);
+  fn(w.lm_head);
+}
+
 }  // namespace qllm

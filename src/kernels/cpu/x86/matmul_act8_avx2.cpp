@@ -21,9 +21,6 @@
 //   bench_matmul --benchmark_filter='prefill128/int(4|2)/.*/avx2'
 #include <immintrin.h>
 
-#include <cmath>
-#include <cstring>
-
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/prepare.h"
 #include "kernels/cpu/x86/avx2_util.h"
