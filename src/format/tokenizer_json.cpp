@@ -20,7 +20,7 @@
 // "a b" pair per line, highest priority first) describe a GPT-2 byte-level BPE.
 //
 // Every field is checked before use; anything unexpected is a FormatError naming the file.
-// tokenizer.json's model.vocab and model.merges are streamed past the DOM (tokenizer_json_sax.h)
+// tokenizer.json's model.vocab and model.merges are read past the DOM (tokenizer_json_parse.h)
 // and checked here with the same messages.
 #include <algorithm>
 #include <fstream>
@@ -28,7 +28,7 @@
 #include <sstream>
 
 #include "format/tokenizer_impl.h"
-#include "format/tokenizer_json_sax.h"
+#include "format/tokenizer_json_parse.h"
 #include "util/error.h"
 
 namespace qllm {

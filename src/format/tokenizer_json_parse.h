@@ -1,10 +1,11 @@
-// Parsing tokenizer.json text without a DOM for its two big members.
+// Parsing tokenizer.json text, with its two big members kept out of the nlohmann DOM.
 //
 // model.vocab (one entry per token) and model.merges (about as many) are nearly all of a
-// tokenizer.json. As an nlohmann DOM they cost a std::map node or a std::string per entry,
-// several times the parse itself. parse_tokenizer_json() streams them into the flat RawBpe
-// below and builds the usual DOM for everything else. It checks only JSON syntax: the
-// loader validates RawBpe exactly as it would the DOM members.
+// tokenizer.json: Qwen2's is 11 MB with 151k of each. nlohmann's lexer reads such a file at
+// ~40 MB/s, and its DOM costs a std::map node or a std::string per entry, so the text is parsed
+// by simdjson (validating, ~1 GB/s), the two members go to the flat RawBpe below, and the rest
+// (a few kB) becomes the usual nlohmann DOM. Only JSON syntax is checked here: the loader
+// validates RawBpe exactly as it would the DOM members.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,7 @@ namespace qllm {
 // model.vocab and model.merges as written, in file order.
 struct RawBpe {
   bool has_vocab = false;  // model.vocab was an object; the DOM then has no "vocab"
-  // (token, id); an id that is not a number is kept as null.
+  // (token, id) with the id as written (the loader reports one that is not a valid id).
   std::vector<std::pair<std::string, nlohmann::json>> vocab;
 
   struct Merge {
