@@ -81,10 +81,12 @@ QTensor random_tensor(QType q, int64_t n_out, int64_t n_in, bool transposed) {
   return w;
 }
 
-std::unique_ptr<Weights> make_weights(QType q, int64_t n_out, int64_t n_in, bool transposed, bool cold) {
+// Prepared in the layout `kt`'s kernels read.
+std::unique_ptr<Weights> make_weights(const KernelTable& kt, QType q, int64_t n_out, int64_t n_in,
+                                      bool transposed, bool cold) {
   auto ws = std::make_unique<Weights>();
   QTensor w = random_tensor(q, n_out, n_in, transposed);
-  prepare_for_kernels(w);
+  prepare_for_kernels(w, kernel_layout(kt, w));
   ws->bytes = w.owned.size() + w.scale_bytes();
   const uint64_t copies = cold ? (kColdBytes + ws->bytes - 1) / ws->bytes : 1;
   for (uint64_t c = 1; c < copies; ++c) {
@@ -105,7 +107,7 @@ void run_matmul(benchmark::State& state, QType q, int64_t n_out, int64_t n_in, i
     state.SkipWithError("ISA not supported on this CPU");
     return;
   }
-  const auto ws = make_weights(q, n_out, n_in, transposed, cold);
+  const auto ws = make_weights(*kt, q, n_out, n_in, transposed, cold);
   std::vector<float> x(n_tok * n_in), y(n_tok * n_out);
   uint64_t s = 12345;
   for (auto& v : x) v = static_cast<float>(static_cast<int64_t>(next(s) % 2001) - 1000) / 500.0f;

@@ -9,8 +9,8 @@
 //                 (n_groups = n_out * n_in / group_size, group g = o * (n_in/group_size) + i/group_size):
 //                 packed row p, bit field k holds Q[p + k * rows_packed], rows_packed = ceil(n_groups / (8/bits))
 //                 W = scale[g] * q - shift[g]
-//                 After kernels/cpu/prepare.h repacks it (`layout` RowChunked), the same values are
-//                 row-major in SIMD-friendly chunks; see prepare.h.
+//                 After kernels/cpu/prepare.h repacks it (`layout` RowChunked or Interleaved16),
+//                 the same values are row-major in SIMD-friendly chunks; see prepare.h.
 // Scales and shifts are small, so they are widened to f32 once at load time. `owned` holds data
 // that had to be copied or repacked; `data` then points into it.
 #pragma once
@@ -24,8 +24,8 @@
 
 namespace qllm {
 
-// Arrangement of QInt4/QInt2 `data`: as on disk, or repacked for the CPU kernels.
-enum class Layout : uint8_t { QuantoPlanar, RowChunked };
+// Arrangement of QInt4/QInt2 `data`: as on disk, or repacked for the CPU kernels (prepare.h).
+enum class Layout : uint8_t { QuantoPlanar, RowChunked, Interleaved16 };
 
 struct QTensor {
   QType qtype = QType::F32;

@@ -185,9 +185,9 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
       for (int64_t n_out : kRows) {
         if (n_out == 257 && s.n_in > 400) continue;  // keeps the reference cheap
         QTensor w = random_tensor(c.qtype, c.transposed, n_out, s.n_in, s.group_size, rng);
-        prepare_for_kernels(w);
+        prepare_for_kernels(w, kernel_layout(*kt, w));  // the layout this table's kernels read
         if (affine) {
-          ASSERT_EQ(w.layout, Layout::RowChunked);
+          ASSERT_TRUE(is_chunked(w.layout));
         }
         const bool two_kinds = kt->uses_acts[static_cast<int>(c.qtype)];
         std::vector<float> row(s.n_in);
@@ -289,25 +289,44 @@ TEST(QuantizeActs16, SimdMatchesScalar) {
   }
 }
 
-// Repacking keeps every dequantized value, for every ragged group size.
+// Repacking keeps every dequantized value, for every ragged group size, in both layouts.
 TEST(PrepareForKernels, RoundTripKeepsValues) {
   std::mt19937 rng(99);
+  for (Layout layout : {Layout::RowChunked, Layout::Interleaved16})
   for (QType q : {QType::QInt4, QType::QInt2})
     for (const Shape& s : kShapes)
       for (int64_t n_out : {1, 7, 33}) {
         QTensor w = random_tensor(q, false, n_out, s.n_in, s.group_size, rng);
         std::vector<float> before(n_out * s.n_in), after(n_out * s.n_in);
         for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, before.data() + o * s.n_in);
-        prepare_for_kernels(w);
-        ASSERT_EQ(w.layout, Layout::RowChunked);
+        prepare_for_kernels(w, layout);
+        ASSERT_EQ(w.layout, layout);
         EXPECT_EQ(w.data, w.owned.data());
-        EXPECT_EQ(static_cast<int64_t>(w.owned.size()), chunk_geometry(w).row_bytes * n_out);
+        const int64_t rows = layout == Layout::Interleaved16 ? (n_out + 15) / 16 * 16 : n_out;
+        EXPECT_EQ(static_cast<int64_t>(w.owned.size()), chunk_geometry(w).row_bytes * rows);
         for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, after.data() + o * s.n_in);
         EXPECT_EQ(before, after) << qtype_name(q) << " n_in=" << s.n_in << " G=" << s.group_size;
-        prepare_for_kernels(w);  // idempotent
+        prepare_for_kernels(w, Layout::RowChunked);  // idempotent: already repacked
+        EXPECT_EQ(w.layout, layout);
         for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(w, o, after.data() + o * s.n_in);
         EXPECT_EQ(before, after);
       }
+}
+
+// Interleaved16 puts bytes [4j, 4j + 4) of row o at word j * 16 + o % 16 of its tile: checked
+// here on bytes of a RowChunked copy, so the layout is what the AVX-512 kernels assume.
+TEST(PrepareForKernels, Interleaved16IsRowChunkedWordsTransposed) {
+  std::mt19937 rng(11);
+  const QTensor w0 = random_tensor(QType::QInt4, false, 21, 256, 128, rng);
+  QTensor rows = w0, tiles = w0;
+  prepare_for_kernels(rows, Layout::RowChunked);
+  prepare_for_kernels(tiles, Layout::Interleaved16);
+  const int64_t rb = chunk_geometry(w0).row_bytes;
+  for (int64_t o = 0; o < 32; ++o)
+    for (int64_t p = 0; p < rb; ++p) {
+      const auto expect = o < 21 ? rows.data[o * rb + p] : std::byte{0};
+      ASSERT_EQ(tiles.data[o / 16 * 16 * rb + (p / 4 * 16 + o % 16) * 4 + p % 4], expect) << o << " " << p;
+    }
 }
 
 // A group size the chunked layout cannot hold stays planar and still computes (reference).
@@ -346,7 +365,7 @@ TEST(Dispatch, ActivationPolicy) {
     if (kt == nullptr) continue;
     for (QType q : {QType::QInt8, QType::QInt4, QType::QInt2}) {
       QTensor w = random_tensor(q, false, 4, 256, 64, rng);
-      prepare_for_kernels(w);
+      prepare_for_kernels(w, kernel_layout(*kt, w));
       ASSERT_TRUE(kernel_accepts(*kt, w));
       ASSERT_NE(kt->rows_fine[static_cast<int>(q)], nullptr) << isa_name(isa) << " " << qtype_name(q);
       const bool has_int8 = kt->rows[static_cast<int>(q)] != nullptr;
@@ -366,7 +385,7 @@ TEST(Dispatch, ActivationPolicy) {
     // int4/int2 take int8 activations per int16 block: a group size without one (96) has no
     // int8-activation kernel.
     QTensor g96 = random_tensor(QType::QInt4, false, 4, 288, 96, rng);
-    prepare_for_kernels(g96);
+    prepare_for_kernels(g96, kernel_layout(*kt, g96));
     EXPECT_EQ(act16_block(g96), 0);
     EXPECT_FALSE(uses_quantized_acts(*kt, g96, 512, ActQuant::Always));
     QTensor f = random_tensor(QType::QFloat8, false, 4, 64, 0, rng);

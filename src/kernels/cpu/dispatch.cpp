@@ -163,8 +163,14 @@ bool kernel_accepts(const KernelTable& table, const QTensor& w) {
   const int q = static_cast<int>(w.qtype);
   if (table.rows[q] == nullptr && table.rows_fine[q] == nullptr) return false;
   if (w.qtype == QType::QInt4 || w.qtype == QType::QInt2)
-    return w.layout == Layout::RowChunked && can_chunk(w);
+    return is_chunked(w.layout) && w.layout == kernel_layout(table, w);
   return true;
+}
+
+Layout kernel_layout(const KernelTable& table, const QTensor& w) {
+  if (w.qtype != QType::QInt4 && w.qtype != QType::QInt2) return w.layout;
+  if (!can_chunk(w)) return Layout::QuantoPlanar;
+  return table.interleaved16_bits && act16_block(w) > 0 ? Layout::Interleaved16 : Layout::RowChunked;
 }
 
 int64_t act8_block(const KernelTable& table, const QTensor& w) {

@@ -103,6 +103,10 @@ struct KernelTable {
   // They read x (or q16 where quantize_acts16 is set and act16_block(w) > 0) and group_sum.
   RowsFn rows_fine[kNumQTypes] = {};
   QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
+  // int4/int2 weights with an int16 block (act16_block > 0) are read in Layout::Interleaved16,
+  // 16 rows per vector (prepare.h); others, and every int4/int2 weight without this, in
+  // RowChunked.
+  bool interleaved16_bits = false;
   // BF16 rows (not transposed), one token at a time, take x split into bf16 hi + lo for
   // vdpbf16ps, which adds at most 2^-16 |x| per element (matmul_bf16_avx512.cpp). Set where
   // the CPU has AVX-512 BF16.
@@ -132,6 +136,10 @@ bool uses_quantized_acts(const KernelTable& table, const QTensor& w, int64_t n_t
 const KernelTable* kernel_table(Isa isa);
 // The table of the active ISA.
 const KernelTable& active_kernels();
+
+// The layout `table`'s kernels read w in: QuantoPlanar (the reference kernel) where neither
+// chunked layout can hold w's group size; for types other than int4/int2, w.layout.
+Layout kernel_layout(const KernelTable& table, const QTensor& w);
 
 // True when `table`'s kernel for w can run on w as it is (layout, group size).
 bool kernel_accepts(const KernelTable& table, const QTensor& w);

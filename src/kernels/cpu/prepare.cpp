@@ -1,8 +1,9 @@
 #include "kernels/cpu/prepare.h"
 
-#include <cstring>
+#include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/dispatch.h"
 #include "util/thread_pool.h"
 
 namespace qllm {
@@ -19,7 +20,7 @@ void chunk_position(const ChunkGeometry& geo, int64_t gi, int64_t j, int64_t* by
   *shift = static_cast<int>(jj / nb) * geo.bits;
 }
 
-// Groups [g0, g1) from quanto's planar layout into RowChunked at dst. Group g is field
+// Groups [g0, g1) from quanto's planar layout into RowChunked rows starting at dst. Group g is field
 // g / rows_packed of planar row g % rows_packed (QUANTO_FORMAT: bit fields of one byte hold
 // groups rows_packed apart). Weights past the group's end in a padded chunk are 0.
 template <int Bits>
@@ -32,7 +33,7 @@ void repack_groups(const ChunkGeometry& geo, const uint8_t* src, int64_t n_group
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* s = src + (g % rows_packed) * gs;
     const int shift = Bits * static_cast<int>(g / rows_packed);
-    uint8_t* d = dst + g * gp * Bits / 8;
+    uint8_t* d = dst + (g - g0) * gp * Bits / 8;
     for (int64_t c = 0; c < gp; c += 64) {
       const int64_t nb = (gp - c >= 64 ? 64 : 32) * Bits / 8;  // bytes of this chunk
       const uint8_t* sc = s + c;
@@ -73,29 +74,59 @@ bool can_chunk(const QTensor& w) {
   return w.group_size % 32 == 0 || w.group_size == w.n_in;
 }
 
+bool is_chunked(Layout l) { return l == Layout::RowChunked || l == Layout::Interleaved16; }
+
 int chunked_value(const QTensor& w, const ChunkGeometry& geo, int64_t o, int64_t i) {
   int64_t byte;
   int shift;
   chunk_position(geo, i / geo.group_size, i % geo.group_size, &byte, &shift);
-  const auto b = static_cast<uint8_t>(w.data[o * geo.row_bytes + byte]);
-  return (b >> shift) & ((1 << geo.bits) - 1);
+  const int64_t at = w.layout == Layout::Interleaved16
+                         ? o / kTileRows * kTileRows * geo.row_bytes + byte / 4 * 4 * kTileRows +
+                               o % kTileRows * 4 + byte % 4
+                         : o * geo.row_bytes + byte;
+  return (static_cast<uint8_t>(w.data[at]) >> shift) & ((1 << geo.bits) - 1);
 }
 
-void prepare_for_kernels(QTensor& w) {
-  if (w.layout != Layout::QuantoPlanar || !can_chunk(w) || w.data == nullptr) return;
+void prepare_for_kernels(QTensor& w, Layout layout) {
+  if (w.layout != Layout::QuantoPlanar || layout == Layout::QuantoPlanar || !can_chunk(w) ||
+      w.data == nullptr)
+    return;
   const ChunkGeometry geo = chunk_geometry(w);
-  std::vector<std::byte> out(static_cast<std::size_t>(geo.row_bytes * w.n_out));
+  const int64_t rb = geo.row_bytes, n_groups = w.n_groups(), gpr = geo.groups_per_row;
+  const bool tiled = layout == Layout::Interleaved16;
+  const int64_t rows = tiled ? (w.n_out + kTileRows - 1) / kTileRows * kTileRows : w.n_out;
+  std::vector<std::byte> out(static_cast<std::size_t>(rb * rows));  // zero: padding rows
   auto* dst = reinterpret_cast<uint8_t*>(out.data());
   const auto* src = reinterpret_cast<const uint8_t*>(w.data);
-  const int64_t n_groups = w.n_groups();
+  auto repack = [&](int64_t g0, int64_t g1, uint8_t* to) {
+    if (geo.bits == 4) repack_groups<4>(geo, src, n_groups, g0, g1, to);
+    else repack_groups<2>(geo, src, n_groups, g0, g1, to);
+  };
   // About 1 ns per weight in one thread: 0.5 s for Qwen2-0.5B, so it runs on every core.
-  ThreadPool::global().parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
-    if (geo.bits == 4) repack_groups<4>(geo, src, n_groups, g0, g1, dst);
-    else repack_groups<2>(geo, src, n_groups, g0, g1, dst);
-  });
+  if (!tiled) {
+    ThreadPool::global().parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
+      repack(g0, g1, dst + g0 * geo.group_padded * geo.bits / 8);
+    });
+  } else {
+    // Each tile's rows are repacked into a scratch tile, whose [16 rows x rb/4] words are then
+    // transposed into place.
+    ThreadPool::global().parallel_for(rows / kTileRows, [&](int64_t t0, int64_t t1) {
+      std::vector<uint32_t> rowwise(static_cast<std::size_t>(kTileRows * rb / 4));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t o0 = t * kTileRows, n = std::min(kTileRows, w.n_out - o0);
+        std::fill(rowwise.begin(), rowwise.end(), 0u);
+        repack(o0 * gpr, (o0 + n) * gpr, reinterpret_cast<uint8_t*>(rowwise.data()));
+        auto* tile = reinterpret_cast<uint32_t*>(dst + o0 * rb);
+        for (int64_t l = 0; l < kTileRows; ++l)
+          for (int64_t j = 0; j < rb / 4; ++j) tile[j * kTileRows + l] = rowwise[l * rb / 4 + j];
+      }
+    });
+  }
   w.owned = std::move(out);
   w.data = w.owned.data();
-  w.layout = Layout::RowChunked;
+  w.layout = layout;
 }
+
+void prepare_for_kernels(QTensor& w) { prepare_for_kernels(w, kernel_layout(active_kernels(), w)); }
 
 }  // namespace qllm

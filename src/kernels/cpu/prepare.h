@@ -11,6 +11,12 @@
 //   holds q[f * nb + k], nb = C*bits/8. So one load and a shift per field gives the
 //   weights in natural order (4-bit: low nibbles = first half, high nibbles = second half).
 //   Padding weights are 0.
+// Layout::Interleaved16 holds the same rows, 16 to a tile, interleaved 4 bytes at a time:
+//   bytes [4j, 4j+4) of row o sit at tile (o / 16), word j * 16 + o % 16; n_out is padded to
+//   whole tiles with zero rows. One 64-byte vector then holds 4 bytes of each of 16 rows, so
+//   vpdpbusd / vpdpwssd sum 16 rows at once, lane by lane, and a block's scales, shifts and
+//   conversions are one vector operation per 16 rows instead of one per row (the AVX-512
+//   kernels; the row count of a tile matches their 16 lanes).
 // Scales and shifts stay in QTensor::scale/shift, indexed by group as before.
 #pragma once
 
@@ -30,15 +36,22 @@ struct ChunkGeometry {
 };
 ChunkGeometry chunk_geometry(const QTensor& w);
 
+inline constexpr int64_t kTileRows = 16;  // rows of an Interleaved16 tile
+
 // True when `w` can be repacked: QInt4/QInt2 with G % 32 == 0 or G == n_in.
 bool can_chunk(const QTensor& w);
 
-// Value q (0 .. 2^bits-1) of element (o, i) of a RowChunked tensor.
+bool is_chunked(Layout l);  // RowChunked or Interleaved16
+
+// Value q (0 .. 2^bits-1) of element (o, i) of a tensor in either chunked layout.
 int chunked_value(const QTensor& w, const ChunkGeometry& geo, int64_t o, int64_t i);
 
-// Repacks QInt4/QInt2 tensors from QuantoPlanar into RowChunked (into w.owned, data points
-// there); a no-op for other qtypes, for tensors already repacked and for group sizes the
-// layout cannot hold (those keep using the reference kernel). Call once after loading.
+// Repacks a QuantoPlanar QInt4/QInt2 tensor into `layout` (into w.owned; data points there).
+// A no-op for other qtypes, for tensors already repacked, for layout QuantoPlanar and for
+// group sizes the chunked layouts cannot hold (those keep using the reference kernel).
+void prepare_for_kernels(QTensor& w, Layout layout);
+// The same, into the layout the active kernels read (kernel_layout, dispatch.h). Call once
+// after loading.
 void prepare_for_kernels(QTensor& w);
 
 }  // namespace qllm

@@ -23,7 +23,7 @@ int64_t elem_bytes(QType q) {
 
 // q value (0 .. 2^bits-1) of weight (o, i) of a QInt4/QInt2 tensor in either source layout.
 int packed_value(const QTensor& w, const ChunkGeometry& geo, int64_t o, int64_t i) {
-  if (w.layout == Layout::RowChunked) return chunked_value(w, geo, o, i);
+  if (is_chunked(w.layout)) return chunked_value(w, geo, o, i);
   const int bits = geo.bits;
   const int64_t per_byte = 8 / bits;
   const int64_t rows_packed = (w.n_groups() + per_byte - 1) / per_byte;

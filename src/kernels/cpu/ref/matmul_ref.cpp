@@ -63,7 +63,7 @@ void dequantize_row(const QTensor& w, int64_t o, float* out) {
     case QType::QInt4:
     case QType::QInt2: {
       const int64_t groups_per_row = n_in / w.group_size;
-      if (w.layout == Layout::RowChunked) {
+      if (is_chunked(w.layout)) {
         const ChunkGeometry geo = chunk_geometry(w);
         for (int64_t i = 0; i < n_in; ++i) {
           const int64_t g = o * groups_per_row + i / w.group_size;

@@ -40,4 +40,22 @@ inline int hsum_epi32(__m512i v) {
   return _mm_cvtsi128_si32(s4);
 }
 
+// ---- int4/int2 weights in Layout::Interleaved16 (prepare.h) ----
+// A vector of 64 bytes holds 4 bytes of each of 16 rows. In a chunk of 64 weights (nb =
+// 64 * Bits / 8 bytes per row) word m of a row holds, in bit field f, that row's weights
+// f * nb + 4m .. f * nb + 4m + 3. Weights of field f of a loaded word, one byte each: lane l
+// (bytes 4l .. 4l + 3) is row l, ready for vpdpbusd against 4 broadcast activations.
+template <int Bits>
+inline __m512i tile_field(__m512i v, int f) {
+  const __m512i mask = _mm512_set1_epi8((1 << Bits) - 1);
+  return f == 0 ? _mm512_and_si512(v, mask) : _mm512_and_si512(_mm512_srli_epi16(v, f * Bits), mask);
+}
+// Scales (or shifts) of group g for the 16 rows of the tile at row o: v[o + l, g] of a
+// [n_out, gpr] array, 0 for rows past n_out.
+inline __m512 tile_group_values(const float* v, int64_t o, int64_t gpr, int64_t g, int64_t n_out) {
+  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(static_cast<int>(gpr)));
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask16(n_out - o), rows, v + o * gpr + g, 4);
+}
+
 }  // namespace qllm::x86

@@ -1,6 +1,6 @@
 // AVX-512 kernels (F/BW/VL/DQ + VNNI) for every QType. Variants per kernel: R rows x T tokens
 // register tiles (tiling.h); decode uses 4 rows x 1 token, prefill 4 rows x 4 tokens (int4 and
-// int2: 4 x 3, whose 24 accumulators and 4 weight vectors fit the 32 registers).
+// int2: 16 rows, one per lane, x 8 tokens).
 // int8/int4/int2 each have an int8-activation kernel (long prefills, here) and a
 // fine-activation one (decode, short prompts: matmul_fine_avx512.cpp); matmul() chooses
 // (dispatch.h).
@@ -10,7 +10,7 @@
 // bit (w + 128); the extra 128 * sum(q_x) per block is the per-token `offset`, subtracted once
 // per output; each 64-byte step converts the int32 lanes to float and multiplies by the block
 // scale of each lane. int4/int2 weights are unsigned already and take activations per
-// act16_block(w), summed in int32 over a whole block (BitsKernel).
+// act16_block(w), summed in int32 over a whole block, 16 rows per vector (BitsKernel).
 #include <immintrin.h>
 
 // GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
@@ -105,69 +105,60 @@ void rows_int8(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
   else tile_rows<4, 4>(k, n_tok, ob, oe);
 }
 
-// ---- int4 / int2, group-wise affine, RowChunked layout (prepare.h) ----
+// ---- int4 / int2, group-wise affine, Interleaved16 layout (prepare.h) ----
 
-template <int Bits>
-inline __m512i expand_full(const uint8_t* p) {
-  if constexpr (Bits == 4) {
-    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), _mm512_set1_epi8(0x0f));
-  } else {
-    const __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0)), _mm512_set1_epi8(0x03));
-  }
-}
-
-// Activations per act16_block(w) (64 or 128, inside one weight group): vpdpbusd accumulates a
-// whole block's products in int32 lanes, and each lane is converted and scaled once per block,
-// where per-32 activation scales cost a conversion and an FMA per vpdpbusd. Only full chunks
-// occur (act16_block(w) > 0), so weight i of a row sits at byte i * Bits / 8.
+// A tile is the 16 rows of one 64-byte vector (a lane per row) for T tokens. Activations come
+// per act16_block(w) (64 or 128, inside one weight group): vpdpbusd sums a whole block's
+// products in int32 lanes against 4 broadcast activations, and each token's block is then
+// scaled for all 16 rows with one conversion and one FMA; the shift term is one FMA per group.
+// So nearly all the work is vpdpbusd (the RowChunked form, one row per vector, spent as much
+// again per row on scaling). Only full chunks occur (act16_block(w) > 0).
 template <int Bits>
 struct BitsKernel {
   static constexpr int64_t kActBytes = 1;  // int8 q (one lane scale per block is read)
-  static constexpr int64_t kFullBytes = 64 * Bits / 8;
+  static constexpr int kFields = 8 / Bits;
+  static constexpr int64_t kChunkBytes = 64 * Bits / 8;  // per row: nb
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
   float* y;
 
-  // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
-  // int32 sums: GCC 12 copied every loop-carried accumulator between registers twice per step.
-  template <int R, int T, int NC>
-  void tile_blocks(int64_t o, int64_t t0) const {
-    const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
-    const int64_t n_blocks = a.stride / (64 * NC), ls_stride = a.stride / 4;
-    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
-    __m512 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kFullBytes) {
-      __m512i dot[R][T];
-      QLLM_UNROLL for (int c = 0; c < NC; ++c) {
-        __m512i wv[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_full<Bits>(wp + r * rb + c * kFullBytes);
-        QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const __m512i xq = _mm512_loadu_si512(a.q + (t0 + t) * a.stride + (b * NC + c) * 64);
-          QLLM_UNROLL for (int r = 0; r < R; ++r)
-            dot[r][t] = _mm512_dpbusd_epi32(c == 0 ? _mm512_setzero_si512() : dot[r][t], wv[r], xq);
-        }
-      }
-      QLLM_UNROLL for (int t = 0; t < T; ++t) {
-        const float d = a.lane_scale[(t0 + t) * ls_stride + b * NC * 16];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g] * d);
-          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
-        }
-      }
-      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
-    }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
-  }
-
-  template <int R, int T>
+  template <int R, int T>  // R == 16
   void tile(int64_t o, int64_t t0) const {
-    if (a.block8 == 128) tile_blocks<R, T, 2>(o, t0);
-    else tile_blocks<R, T, 1>(o, t0);  // block 64 (act16_block)
+    const int64_t gpr = geo.groups_per_row, block = a.block8, ls_stride = a.stride / 4;
+    const int64_t blocks_per_group = geo.group_padded / block;
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * geo.row_bytes;
+    __m512 acc[T];
+    QLLM_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t g = 0, i = 0; g < gpr; ++g) {  // i: first weight of the block
+      const __m512 scale = tile_group_values(w.scale.data(), o, gpr, g, w.n_out);
+      for (int64_t bg = 0; bg < blocks_per_group; ++bg) {
+        __m512i dot[T];
+        QLLM_UNROLL for (int t = 0; t < T; ++t) dot[t] = _mm512_setzero_si512();
+        for (int64_t c = 0; c < block; c += 64, i += 64) {
+          QLLM_UNROLL for (int m = 0; m < kChunkBytes / 4; ++m, wp += 64) {
+            const __m512i v = _mm512_loadu_si512(wp);
+            QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+              const __m512i wf = tile_field<Bits>(v, f);
+              QLLM_UNROLL for (int t = 0; t < T; ++t) {
+                int32_t x4;
+                std::memcpy(&x4, a.q + (t0 + t) * a.stride + i + f * kChunkBytes + 4 * m, 4);
+                dot[t] = _mm512_dpbusd_epi32(dot[t], wf, _mm512_set1_epi32(x4));
+              }
+            }
+          }
+        }
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const float d = a.lane_scale[(t0 + t) * ls_stride + (i - block) / 4];
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(scale, _mm512_set1_ps(d)), acc[t]);
+        }
+      }
+      const __m512 shift = tile_group_values(w.shift.data(), o, gpr, g, w.n_out);
+      QLLM_UNROLL for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_fnmadd_ps(shift, _mm512_set1_ps(a.group_sum[(t0 + t) * gpr + g]), acc[t]);
+    }
+    QLLM_UNROLL for (int t = 0; t < T; ++t)
+      _mm512_mask_storeu_ps(y + (t0 + t) * w.n_out + o, mask16(w.n_out - o), acc[t]);
   }
 };
 
@@ -176,8 +167,7 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
                int64_t ob, int64_t oe) {
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsKernel<Bits> k{w, a, geo, y};
-  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<4, 3>(k, n_tok, ob, oe);
+  tile_row_tiles<8>(k, n_tok, ob, oe);
 }
 
 // ---- float8 e4m3fn, per-row scale ----
@@ -332,6 +322,7 @@ void fill_avx512(KernelTable* t) {
   set(QType::QInt2, rows_bits<2>, true);
   t->act8_in_act16_blocks[static_cast<int>(QType::QInt4)] = true;
   t->act8_in_act16_blocks[static_cast<int>(QType::QInt2)] = true;
+  t->interleaved16_bits = true;
   set(QType::QFloat8, rows_float8, false);
   fill_avx512_fine(t);
 }

@@ -6,12 +6,12 @@
 // compute-bound at about 60% of the memory bandwidth. The added error is at most absmax/65534
 // of the block per element. A block never straddles a weight group (act16_block), so its int32
 // sums are scaled once: by d16 of the block, times the row scale (int8) or the group scale
-// (int4/int2). int32 cannot overflow: a lane sums at most 8 products of |w| <= 128 and
-// |q| <= 32767 per block.
+// (int4/int2). int32 cannot overflow: per block a lane sums at most 8 products of |w| <= 128
+// (int8) or 64 of |w| <= 15 (int4/int2) and |q| <= 32767.
 //
-// int4/int2 weights use the RowChunked layout (prepare.h); with G % 64 == 0 every chunk is
-// full, 64 weights in 32 (int4) or 16 (int2) bytes, so weight i of a row sits at byte
-// i * Bits / 8 of the row. Other group sizes keep f32 activations (rows_bits_f32).
+// int4/int2 weights with an int16 block are in the Interleaved16 layout (prepare.h), whose
+// chunks are all full; other group sizes stay RowChunked and keep f32 activations
+// (rows_bits_f32).
 #include <immintrin.h>
 
 // GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
@@ -91,70 +91,67 @@ struct Int8Fine16Kernel {
   }
 };
 
-// ---- int4 / int2, group-wise affine, G % 64 == 0 ----
+// ---- int4 / int2, group-wise affine, Interleaved16 layout (prepare.h) ----
 
-// The 64 weights of one chunk as 32 + 32 int16 lanes: weights 0..31 in *lo, 32..63 in *hi.
-template <int Bits>
-inline void expand_chunk16(const uint8_t* p, __m512i* lo, __m512i* hi) {
-  if constexpr (Bits == 4) {
-    // Byte k: weight k in the low nibble, weight 32 + k in the high one.
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    *lo = _mm512_and_si512(v, _mm512_set1_epi16(0x0f));
-    *hi = _mm512_srli_epi16(v, 4);
-  } else {
-    // Byte k (of 16), field f: weight 16 f + k. Both halves of the vector get the 16 bytes and
-    // are shifted by different fields.
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-    const __m512i fields01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i fields23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-    *lo = _mm512_and_si512(_mm512_srlv_epi16(v, fields01), _mm512_set1_epi16(3));
-    *hi = _mm512_and_si512(_mm512_srlv_epi16(v, fields23), _mm512_set1_epi16(3));
-  }
-}
-
+// 16 rows per vector, as the int8-activation BitsKernel (matmul_avx512.cpp). vpdpwssd takes
+// int16 pairs: a field's 4 weights per row, zero-extended by unpacklo/unpackhi, give lanes
+// (row 4q: w0 w1 | w2 w3, row 4q+1: ...) and (row 4q+2, 4q+3) in 128-bit lane q, which meet
+// the row's 4 int16 activations broadcast as 64 bits. At the end of a block one shuffle pair
+// adds the two lanes of each row, leaving row l in lane l.
 template <int Bits>
 struct BitsFine16Kernel {
   static constexpr int64_t kActBytes = 2;  // int16 q
+  static constexpr int kFields = 8 / Bits;
+  static constexpr int64_t kChunkBytes = 64 * Bits / 8;  // per row: nb
   const QTensor& w;
   const QuantizedActs& a;
   const ChunkGeometry& geo;
   float* y;
 
-  template <int R, int T>
+  template <int R, int T>  // R == 16
   void tile(int64_t o, int64_t t0) const {
-    const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
-    const int64_t block = a.block16, n_blocks = a.stride16 / block;
-    const auto* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
-    __m512 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < gpr; ++g) {
-      float s[R];
-      QLLM_UNROLL for (int r = 0; r < R; ++r) s[r] = w.scale[(o + r) * gpr + g];
-      for (int64_t b0 = g * gs; b0 < (g + 1) * gs; b0 += block) {
-        __m512i dot[R][T];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm512_setzero_si512();
-        for (int64_t i = b0; i < b0 + block; i += 64) {
-          __m512i lo[R], hi[R];
-          QLLM_UNROLL for (int r = 0; r < R; ++r) {
-            prefetch_ahead(base + r * rb + i * Bits / 8);
-            expand_chunk16<Bits>(base + r * rb + i * Bits / 8, &lo[r], &hi[r]);
-          }
-          QLLM_UNROLL for (int t = 0; t < T; ++t) {
-            const int16_t* xq = a.q16 + (t0 + t) * a.stride16 + i;
-            const __m512i x0 = _mm512_loadu_si512(xq), x1 = _mm512_loadu_si512(xq + 32);
-            QLLM_UNROLL for (int r = 0; r < R; ++r)
-              dot[r][t] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(dot[r][t], lo[r], x0), hi[r], x1);
+    const int64_t gpr = geo.groups_per_row, block = a.block16, n_blocks = a.stride16 / block;
+    const int64_t blocks_per_group = geo.group_padded / block;
+    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * geo.row_bytes;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc[T];
+    QLLM_UNROLL for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t g = 0, i = 0, b = 0; g < gpr; ++g) {  // i: first weight of block b
+      const __m512 scale = tile_group_values(w.scale.data(), o, gpr, g, w.n_out);
+      for (int64_t bg = 0; bg < blocks_per_group; ++bg, ++b) {
+        __m512i lo[T], hi[T];  // rows 4q, 4q+1 and 4q+2, 4q+3 of 128-bit lane q
+        QLLM_UNROLL for (int t = 0; t < T; ++t) lo[t] = hi[t] = zero;
+        for (int64_t c = 0; c < block; c += 64, i += 64) {
+          QLLM_UNROLL for (int m = 0; m < kChunkBytes / 4; ++m, wp += 64) {
+            prefetch_ahead(wp);
+            const __m512i v = _mm512_loadu_si512(wp);
+            QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
+              const __m512i wf = tile_field<Bits>(v, f);
+              const __m512i wlo = _mm512_unpacklo_epi8(wf, zero), whi = _mm512_unpackhi_epi8(wf, zero);
+              QLLM_UNROLL for (int t = 0; t < T; ++t) {
+                int64_t x4;
+                std::memcpy(&x4, a.q16 + (t0 + t) * a.stride16 + i + f * kChunkBytes + 4 * m, 8);
+                const __m512i xb = _mm512_set1_epi64(x4);
+                lo[t] = _mm512_dpwssd_epi32(lo[t], wlo, xb);
+                hi[t] = _mm512_dpwssd_epi32(hi[t], whi, xb);
+              }
+            }
           }
         }
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const float d = a.d16[(t0 + t) * n_blocks + b0 / block];
-          QLLM_UNROLL for (int r = 0; r < R; ++r)
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), _mm512_set1_ps(s[r] * d), acc[r][t]);
+          const __m512 l = _mm512_castsi512_ps(lo[t]), h = _mm512_castsi512_ps(hi[t]);
+          const __m512i dot = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(l, h, _MM_SHUFFLE(2, 0, 2, 0))),
+                                               _mm512_castps_si512(_mm512_shuffle_ps(l, h, _MM_SHUFFLE(3, 1, 3, 1))));
+          const float d = a.d16[(t0 + t) * n_blocks + b];
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scale, _mm512_set1_ps(d)), acc[t]);
         }
       }
+      const __m512 shift = tile_group_values(w.shift.data(), o, gpr, g, w.n_out);
+      QLLM_UNROLL for (int t = 0; t < T; ++t)
+        acc[t] = _mm512_fnmadd_ps(shift, _mm512_set1_ps(a.group_sum[(t0 + t) * gpr + g]), acc[t]);
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
+    QLLM_UNROLL for (int t = 0; t < T; ++t)
+      _mm512_mask_storeu_ps(y + (t0 + t) * w.n_out + o, mask16(w.n_out - o), acc[t]);
   }
 };
 
@@ -249,14 +246,16 @@ void rows_int8_fine(const QTensor& w, const float*, const QuantizedActs& a, int6
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
 
+// int16 activations exactly where act16_block(w) > 0, which is where the weights are
+// Interleaved16 (kernel_layout); other group sizes stay RowChunked with f32 x.
 template <int Bits>
 void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
                     int64_t ob, int64_t oe) {
   if (a.q16 == nullptr) return rows_bits_f32<Bits>(w, x, a, n_tok, y, ob, oe);
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsFine16Kernel<Bits> k{w, a, geo, y};
-  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
-  else tile_rows<2, 4>(k, n_tok, ob, oe);
+  if (n_tok == 1) tile_row_tiles<1>(k, n_tok, ob, oe);
+  else tile_row_tiles<4>(k, n_tok, ob, oe);
 }
 
 }  // namespace

@@ -49,15 +49,33 @@ inline void tile_tokens(const K& k, int64_t t_begin, int64_t t_end, int64_t o) {
   tile_rest<R, TMax - 1>(k, t_end - t, o, t);
 }
 
+// Tokens per block: a multiple of TMax whose activations fit kTokenBlockBytes.
+template <int TMax, class K>
+inline int64_t token_block(const K& k) {
+  const int64_t per_token = K::kActBytes * k.w.n_in;
+  return std::max<int64_t>(TMax, kTokenBlockBytes / per_token / TMax * TMax);
+}
+
 template <int R, int TMax, class K>
 inline void tile_rows(const K& k, int64_t n_tok, int64_t o_begin, int64_t o_end) {
-  const int64_t per_token = K::kActBytes * k.w.n_in;
-  const int64_t block = std::max<int64_t>(TMax, kTokenBlockBytes / per_token / TMax * TMax);
+  const int64_t block = token_block<TMax>(k);
   for (int64_t t0 = 0; t0 < n_tok; t0 += block) {
     const int64_t t1 = std::min(n_tok, t0 + block);
     int64_t o = o_begin;
     for (; o + R <= o_end; o += R) tile_tokens<R, TMax>(k, t0, t1, o);
     for (; o < o_end; ++o) tile_tokens<1, TMax>(k, t0, t1, o);
+  }
+}
+
+// For kernels whose tile<R, T> always covers the R = 16 rows of an Interleaved16 tile
+// (prepare.h), the last one partly padding: o_begin is a multiple of 16 (kRowAlign in matmul.cpp).
+template <int TMax, class K>
+inline void tile_row_tiles(const K& k, int64_t n_tok, int64_t o_begin, int64_t o_end) {
+  constexpr int R = 16;
+  const int64_t block = token_block<TMax>(k);
+  for (int64_t t0 = 0; t0 < n_tok; t0 += block) {
+    const int64_t t1 = std::min(n_tok, t0 + block);
+    for (int64_t o = o_begin; o < o_end; o += R) tile_tokens<R, TMax>(k, t0, t1, o);
   }
 }
 
