@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/prepare.h"
 #include "util/error.h"
 
 namespace qllm {
@@ -73,6 +74,7 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
 
 // Output rows per parallel chunk boundary: a multiple of every kernel's row tile.
 constexpr int64_t kRowAlign = 16;
+static_assert(kRowAlign % kTileRows == 0, "Interleaved16 tiles must not straddle two threads");
 
 }  // namespace
 

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/prepare.h"
+
 namespace qllm::x86 {
 
 // A tile reads R weight rows side by side. When rows are short, several such streams share one
@@ -67,11 +69,11 @@ inline void tile_rows(const K& k, int64_t n_tok, int64_t o_begin, int64_t o_end)
   }
 }
 
-// For kernels whose tile<R, T> always covers the R = 16 rows of an Interleaved16 tile
-// (prepare.h), the last one partly padding: o_begin is a multiple of 16 (kRowAlign in matmul.cpp).
+// For kernels whose tile<R, T> always covers the R = kTileRows rows of an Interleaved16 tile
+// (prepare.h), the last one partly padding: o_begin is a multiple of kTileRows (matmul.cpp).
 template <int TMax, class K>
 inline void tile_row_tiles(const K& k, int64_t n_tok, int64_t o_begin, int64_t o_end) {
-  constexpr int R = 16;
+  constexpr int R = kTileRows;
   const int64_t block = token_block<TMax>(k);
   for (int64_t t0 = 0; t0 < n_tok; t0 += block) {
     const int64_t t1 = std::min(n_tok, t0 + block);
