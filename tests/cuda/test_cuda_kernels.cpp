@@ -98,8 +98,10 @@ TEST(CudaLayout, EveryWeightMatchesReferenceDequantization) {
   std::mt19937 rng(7);
   for (QType q : kAllTypes)
     for (const Shape& s : kShapes)
-      for (bool chunked : {false, true}) {
-        const QTensor w = random_qtensor(q, s, chunked, rng);
+      // Every layout the CPU side may hand over (prepare_for_kernels picks one per ISA).
+      for (Layout layout : {Layout::QuantoPlanar, Layout::RowChunked, Layout::Interleaved16}) {
+        QTensor w = random_qtensor(q, s, false, rng);
+        prepare_for_kernels(w, layout);
         ASSERT_TRUE(cuda::gpu_supports(w));
         const cuda::GpuLayout l = cuda::gpu_layout(w);
         std::vector<float> row(static_cast<std::size_t>(w.n_in));
@@ -107,7 +109,8 @@ TEST(CudaLayout, EveryWeightMatchesReferenceDequantization) {
           ref::dequantize_row(w, o, row.data());
           for (int64_t i = 0; i < w.n_in; ++i)
             ASSERT_EQ(cuda::gpu_layout_value(l, o, i), row[i])
-                << qtype_name(q) << " G=" << s.group << " (" << o << ", " << i << ")";
+                << qtype_name(q) << " G=" << s.group << " layout " << static_cast<int>(w.layout)
+                << " (" << o << ", " << i << ")";
         }
       }
 }
