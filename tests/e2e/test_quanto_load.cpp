@@ -13,8 +13,8 @@
 // bound holds, or int16 per block with the AVX2 and AVX-512 ones, which adds at most 2^-16 of
 // each block's absmax per element; end to end that stays within kMaxLogitDiffInt16Acts (largest
 // seen on these 12 models: 8.2e-4 with AVX-512, 8.8e-4 with AVX2) and the greedy tokens stay
-// identical. The int8-activation path of
-// long prefills is bounded against the reference in tests/kernels.
+// identical. The int8-activation path of long prefills is bounded against the reference in
+// tests/kernels.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>

@@ -20,9 +20,9 @@ void chunk_position(const ChunkGeometry& geo, int64_t gi, int64_t j, int64_t* by
   *shift = static_cast<int>(jj / nb) * geo.bits;
 }
 
-// Groups [g0, g1) from quanto's planar layout into RowChunked rows starting at dst. Group g is field
-// g / rows_packed of planar row g % rows_packed (QUANTO_FORMAT: bit fields of one byte hold
-// groups rows_packed apart). Weights past the group's end in a padded chunk are 0.
+// Groups [g0, g1) from quanto's planar layout into RowChunked rows starting at dst. Group g
+// is field g / rows_packed of planar row g % rows_packed (QUANTO_FORMAT: bit fields of one
+// byte hold groups rows_packed apart). Weights past the group's end in a padded chunk are 0.
 template <int Bits>
 void repack_groups(const ChunkGeometry& geo, const uint8_t* src, int64_t n_groups, int64_t g0,
                    int64_t g1, uint8_t* dst) {
