@@ -10,6 +10,11 @@ namespace qllm::x86 {
 
 #define QLLM_UNROLL _Pragma("GCC unroll 16")
 
+// An optimization barrier for one accumulator: GCC turns a fully unrolled chain of integer
+// adds (dot += p1; dot += p2; ...) into a balanced tree, and the tree's partial sums for every
+// row of a tile no longer fit in 16 registers, so they are spilled and reloaded.
+inline void keep_chain(__m256i& v) { asm("" : "+x"(v)); }
+
 inline float hsum(__m256 v) {
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
