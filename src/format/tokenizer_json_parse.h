@@ -4,8 +4,8 @@
 // tokenizer.json: Qwen2's is 11 MB with 151k of each. nlohmann's lexer took 608 M instructions
 // (0.2 s) on it and its DOM costs a std::map node or a std::string per entry, so the text is
 // parsed by simdjson (validating; 97 M instructions), the two members go to the flat RawBpe
-// below, and the rest (a few kB) becomes the usual nlohmann DOM. Only JSON syntax is checked here: the loader
-// validates RawBpe exactly as it would the DOM members.
+// below, and the rest (a few kB) becomes the usual nlohmann DOM. Only JSON syntax is checked
+// here: the loader validates RawBpe exactly as it would the DOM members.
 #pragma once
 
 #include <cstdint>

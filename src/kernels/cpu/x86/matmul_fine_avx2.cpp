@@ -141,9 +141,8 @@ struct BitsFine16Kernel {
 
   // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
   // int32 sums (GCC 12 copies a loop-carried accumulator between registers at every step).
-  // keep_chain holds each sum to one add per product: GCC otherwise rebuilt the unrolled block
-  // as a tree of partial sums and spilled them. With it and 2-row decode tiles, decode int4 ran
-  // 5-9% faster and int2 17-24% on Zen 1.
+  // keep_chain (avx2_util.h) keeps each sum a chain of adds; with it and 2-row decode tiles,
+  // decode int4 ran 5-9% faster and int2 17-24% on Zen 1.
   template <int R, int T, int NC>
   void tile_blocks(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
