@@ -40,13 +40,4 @@ inline __m256 load8_zero_past(const float* p, int64_t i, int64_t n) {
   return _mm256_maskload_ps(p + i, m);
 }
 
-// The shift part of an affine (int4/int2) output, taken off the lanes of its accumulator
-// before the horizontal sum: acc - shift[g] * group_sum[g] for g < n (dispatch.h shift_term).
-inline __m256 minus_shift(__m256 acc, const float* shift, const float* group_sum, int64_t n) {
-  int64_t g = 0;
-  for (; g + 8 <= n; g += 8) acc = _mm256_fnmadd_ps(_mm256_loadu_ps(shift + g), _mm256_loadu_ps(group_sum + g), acc);
-  if (g < n) acc = _mm256_fnmadd_ps(load8_zero_past(shift, g, n), load8_zero_past(group_sum, g, n), acc);
-  return acc;
-}
-
 }  // namespace qllm::x86

@@ -102,6 +102,7 @@ struct BitsAct8Kernel {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    float shift_sum[R][T] = {};
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i sum16[R][T];  // at most 4 * 3810 per lane (int4, block 128)
       QLLM_UNROLL for (int c = 0; c < NC; ++c) {
@@ -124,10 +125,13 @@ struct BitsAct8Kernel {
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones)), s, acc[r][t]);
         }
       }
-      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
+      if ((in_group += 64 * NC) == gp) {
+        add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+        in_group = 0, ++g;
+      }
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
   }
 
   template <int R, int T>

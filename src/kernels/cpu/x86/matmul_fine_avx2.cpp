@@ -151,6 +151,7 @@ struct BitsFine16Kernel {
     const __m256i mask = _mm256_set1_epi16((1 << Bits) - 1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    float shift_sum[R][T] = {};
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i dot[R][T];
       QLLM_UNROLL for (int c = 0; c < NC; ++c) {
@@ -186,10 +187,13 @@ struct BitsFine16Kernel {
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
         }
       }
-      if ((in_group += 64 * NC) == gp) in_group = 0, ++g;
+      if ((in_group += 64 * NC) == gp) {
+        add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+        in_group = 0, ++g;
+      }
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(minus_shift(acc[r][t], w.shift.data() + (o + r) * gpr, a.group_sum + (t0 + t) * gpr, gpr));
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
   }
 
   template <int R, int T>
@@ -226,6 +230,7 @@ struct BitsF32Kernel {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    float shift_sum[R][T] = {};
     for (int64_t g = 0; g < gpr; ++g) {
       const uint8_t* gw = base + g * gp * Bits / 8;
       const float* xg = x + g * gs;
@@ -260,9 +265,10 @@ struct BitsF32Kernel {
         const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g]);
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
+      add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
   }
 };
 

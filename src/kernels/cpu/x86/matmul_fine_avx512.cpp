@@ -182,6 +182,7 @@ struct BitsF32Kernel {
     const __m512i mask = _mm512_set1_epi32((1 << Bits) - 1);
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    float shift_sum[R][T] = {};
     for (int64_t g = 0; g < gpr; ++g) {
       const uint8_t* gw = base + g * gp * Bits / 8;
       const float* xg = x + g * gs;
@@ -221,9 +222,10 @@ struct BitsF32Kernel {
         const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g]);
         QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(gacc[r][t], s, acc[r][t]);
       }
+      add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_term(w, a, o + r, t0 + t);
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
   }
 };
 
