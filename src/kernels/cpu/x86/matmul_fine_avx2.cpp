@@ -71,6 +71,8 @@ struct Int8Fine16Kernel {
   float* y;
 
   // dot[r] += the products of 32 weights of each row (rows[r][0..32)) with q16 from i on.
+  // keep_chain (avx2_util.h): with it, prompts (2 x 4 tiles) ran 6-7% faster on Zen 1, decode
+  // the same.
   template <int R, int T>
   static void step32(const int8_t* const* rows, const int16_t* const* xt, int64_t i, __m256i (*dot)[T]) {
     __m256i w0[R], w1[R];
@@ -81,8 +83,10 @@ struct Int8Fine16Kernel {
     QLLM_UNROLL for (int t = 0; t < T; ++t) {
       const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i));
       const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i + 16));
-      QLLM_UNROLL for (int r = 0; r < R; ++r)
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
         dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_add_epi32(_mm256_madd_epi16(w0[r], x0), _mm256_madd_epi16(w1[r], x1)));
+        keep_chain(dot[r][t]);
+      }
     }
   }
 
