@@ -196,6 +196,7 @@ struct Float8Kernel {
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_in; i += 32) {
+      if (i % 64 == 0) QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(base + r * n_in + i);
       const int64_t rest = n_in - i;
       const __mmask32 m = mask32(rest);
       __m512 lo[R], hi[R];
@@ -248,7 +249,9 @@ struct FloatKernel {
     const int64_t n_in = w.n_in;
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    constexpr int64_t kBytes = Q == QType::F32 ? 4 : 2;
     for (int64_t i = 0; i < n_in; i += 16) {
+      if (i * kBytes % 64 == 0) QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(w.data + ((o + r) * n_in + i) * kBytes);
       const __mmask16 m = mask16(n_in - i);
       __m512 wv[R];
       QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = load_f16x<Q>(w.data, (o + r) * n_in + i, m);
