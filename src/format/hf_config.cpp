@@ -6,8 +6,9 @@
 //          vocab_size, max_position_embeddings, rms_norm_eps (1e-6), hidden_act (silu),
 //          attention_bias, mlp_bias (false); tie_word_embeddings false
 //   qwen2  as llama; q/k/v always carry a bias, o_proj never; use_sliding_window (false)
-// RoPE: v4 writes rope_theta (+ rope_scaling), v5 writes rope_parameters {rope_type,
-// rope_theta}. Only the unscaled ("default") RoPE is implemented.
+// RoPE: v4 writes rope_theta (+ rope_scaling {type or rope_type, factor, ...}), v5 writes
+// rope_parameters {rope_type, rope_theta, factor, ...}. The default, linear and llama3 types are
+// implemented (RopeScaling); dynamic, yarn, longrope and the others are rejected.
 // JSON null means "absent" (transformers writes e.g. "head_dim": null).
 #include "format/hf_config.h"
 
@@ -147,24 +148,50 @@ Activation parse_act(const std::string& name, const char* key, const std::filesy
              "gelu_pytorch_tanh, gelu, silu)", key, name);
 }
 
-// Only unscaled RoPE is implemented; any other rope_type changes the numbers.
-void check_rope_type(const Json* scaling, const char* key, const std::filesystem::path& path) {
+// A required positive number of a rope_scaling / rope_parameters object.
+float rope_number(const Json& scaling, const char* key, const char* where, const std::filesystem::path& path) {
+  const Json* v = find_key(scaling, key);
+  if (!v) fail(path, "key '{}': '{}' missing (needed by its rope_type)", where, key);
+  if (!v->is_number() || !(v->get<double>() > 0.0) || !std::isfinite(v->get<double>()))
+    fail(path, "key '{}': '{}' must be a positive number (got {})", where, key, v->dump());
+  return static_cast<float>(v->get<double>());
+}
+
+// The rope_type of a rope_scaling (v4) or rope_parameters (v5) object and its parameters. Any
+// type not implemented changes the numbers, so it is an error.
+void parse_rope_scaling(RopeScaling& r, const Json* scaling, const char* key, const std::filesystem::path& path) {
   if (!scaling) return;
   if (!scaling->is_object()) fail(path, "key '{}': expected an object (got {})", key, scaling->dump());
   std::string type = "default";
   for (const char* k : {"rope_type", "type"}) {
     if (auto it = scaling->find(k); it != scaling->end() && it->is_string()) type = it->get<std::string>();
   }
-  if (type != "default")
-    fail(path, "key '{}': RoPE scaling type '{}' is not supported (only unscaled RoPE)", key, type);
+  if (type == "default") return;
+  if (type == "linear") {
+    r.kind = RopeScaling::Kind::Linear;
+    r.factor = rope_number(*scaling, "factor", key, path);
+    return;
+  }
+  if (type == "llama3") {
+    r.kind = RopeScaling::Kind::Llama3;
+    r.factor = rope_number(*scaling, "factor", key, path);
+    r.low_freq_factor = rope_number(*scaling, "low_freq_factor", key, path);
+    r.high_freq_factor = rope_number(*scaling, "high_freq_factor", key, path);
+    r.original_positions = rope_number(*scaling, "original_max_position_embeddings", key, path);
+    if (!(r.high_freq_factor > r.low_freq_factor))
+      fail(path, "key '{}': high_freq_factor ({}) must exceed low_freq_factor ({})", key, r.high_freq_factor,
+           r.low_freq_factor);
+    return;
+  }
+  fail(path, "key '{}': RoPE scaling type '{}' is not supported (supported: default, linear, llama3)", key, type);
 }
 
 void parse_rope(ModelConfig& c, const Json& j, const std::filesystem::path& path) {
   if (const Json* params = find_key(j, "rope_parameters")) {
-    check_rope_type(params, "rope_parameters", path);
+    parse_rope_scaling(c.rope_scaling, params, "rope_parameters", path);
     if (auto t = get_number(*params, "rope_theta", path)) c.rope_theta = static_cast<float>(*t);
   }
-  check_rope_type(find_key(j, "rope_scaling"), "rope_scaling", path);
+  parse_rope_scaling(c.rope_scaling, find_key(j, "rope_scaling"), "rope_scaling", path);
   if (auto t = get_number(j, "rope_theta", path)) c.rope_theta = static_cast<float>(*t);
   if (!(c.rope_theta > 0.0f)) fail(path, "key 'rope_theta': must be positive (got {})", c.rope_theta);
 }

@@ -4,8 +4,9 @@
 // Everything else reads ModelConfig, whose fields use qllm's dimension names. Both the
 // transformers v4 spellings (torch_dtype, rope_theta) and the v5 ones (dtype,
 // rope_parameters.rope_theta) are accepted. Anything the runtime does not implement (another
-// architecture, RoPE scaling, sliding-window attention) is rejected here with a FormatError that
-// names it, rather than silently producing different numbers.
+// architecture, a RoPE scaling other than linear and llama3, sliding-window attention) is
+// rejected here with a FormatError that names it, rather than silently producing different
+// numbers.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,19 @@ std::string_view arch_name(Arch a);  // "gpt2", "llama", "qwen2" (HF model_type 
 // Activation of the MLP. GeluTanh covers gelu_new and gelu_pytorch_tanh (the same formula).
 enum class Activation { GeluTanh, GeluErf, Silu };
 
+// RoPE frequency scaling, transformers' rope_type: Linear divides every inverse frequency by
+// `factor`; Llama3 (Llama 3.1 and later) divides those whose wavelength exceeds
+// original_positions / low_freq_factor, keeps those below original_positions / high_freq_factor
+// and blends linearly (in original_positions / wavelength) in between.
+struct RopeScaling {
+  enum class Kind : uint8_t { None, Linear, Llama3 };
+  Kind kind = Kind::None;
+  float factor = 1.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  float original_positions = 8192.0f;  // original_max_position_embeddings
+};
+
 struct ModelConfig {
   Arch arch = Arch::Llama;
   int64_t n_embd = 0;
@@ -37,6 +51,7 @@ struct ModelConfig {
   int64_t n_ctx = 0;  // positions the model was built for
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;  // unused by GPT-2 (learned positions)
+  RopeScaling rope_scaling;
   Activation act = Activation::Silu;
   bool tie_embeddings = false;  // lm_head shares the token embedding matrix
   bool attn_qkv_bias = false;

@@ -1,6 +1,7 @@
 #include "runtime/ops.h"
 
 #include <cmath>
+#include <numbers>
 
 #include "runtime/fast_exp.h"
 
@@ -84,12 +85,37 @@ void activate(Activation act, float* x, int64_t n) { activate_any(act, x, nullpt
 
 void activate_mul(Activation act, float* gate, const float* up, int64_t n) { activate_any(act, gate, up, n); }
 
-void rope_tables(float theta, int64_t head_dim, int64_t n_pos, float* cos_out, float* sin_out) {
+namespace {
+
+// transformers' float32 steps for one inverse frequency (modeling_rope_utils: linear and llama3).
+// torch computes `scalar / tensor` as reciprocal(tensor) * scalar; so does this.
+float scale_inv_freq(float inv_freq, const RopeScaling& r) {
+  switch (r.kind) {
+    case RopeScaling::Kind::None: return inv_freq;
+    case RopeScaling::Kind::Linear: return inv_freq / r.factor;
+    case RopeScaling::Kind::Llama3: {
+      const float wavelen = (1.0f / inv_freq) * static_cast<float>(2.0 * std::numbers::pi);
+      const auto low_wavelen = static_cast<float>(double{r.original_positions} / r.low_freq_factor);
+      const auto high_wavelen = static_cast<float>(double{r.original_positions} / r.high_freq_factor);
+      if (wavelen > low_wavelen) return inv_freq / r.factor;
+      if (wavelen < high_wavelen) return inv_freq;
+      const float smooth = ((1.0f / wavelen) * r.original_positions - r.low_freq_factor) /
+                           static_cast<float>(double{r.high_freq_factor} - double{r.low_freq_factor});
+      return (1.0f - smooth) * inv_freq / r.factor + smooth * inv_freq;
+    }
+  }
+  return inv_freq;
+}
+
+}  // namespace
+
+void rope_tables(float theta, const RopeScaling& scaling, int64_t head_dim, int64_t n_pos, float* cos_out,
+                 float* sin_out) {
   const int64_t half = head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
     // Same float32 steps as transformers: arange(0, d, 2).float() / d, theta ** that, 1 / that.
     const float e = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-    const float inv_freq = 1.0f / std::pow(theta, e);
+    const float inv_freq = scale_inv_freq(1.0f / std::pow(theta, e), scaling);
     for (int64_t p = 0; p < n_pos; ++p) {
       const float a = static_cast<float>(p) * inv_freq;
       cos_out[p * half + i] = std::cos(a);

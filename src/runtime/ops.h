@@ -21,8 +21,10 @@ void activate(Activation act, float* x, int64_t n);
 void activate_mul(Activation act, float* gate, const float* up, int64_t n);
 
 // RoPE tables for positions [0, n_pos): cos/sin [n_pos, head_dim/2], computed as transformers'
-// default rotary embedding does in float32 (inv_freq = 1 / theta^(2i/d), angle = pos * inv_freq).
-void rope_tables(float theta, int64_t head_dim, int64_t n_pos, float* cos_out, float* sin_out);
+// rotary embedding does in float32 (inv_freq = 1 / theta^(2i/d), then `scaling`'s rule,
+// angle = pos * inv_freq).
+void rope_tables(float theta, const RopeScaling& scaling, int64_t head_dim, int64_t n_pos, float* cos_out,
+                 float* sin_out);
 // Rotates n_heads heads of head_dim at `x` in the rotate-half convention (first half paired with
 // second half), with the table rows of one position.
 void rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);

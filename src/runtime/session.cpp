@@ -24,7 +24,7 @@ Session::Session(const Model& model, int64_t n_ctx)
     const auto n = static_cast<std::size_t>(n_ctx_ * (c.head_dim / 2));
     rope_cos_.resize(n);
     rope_sin_.resize(n);
-    ops::rope_tables(c.rope_theta, c.head_dim, n_ctx_, rope_cos_.data(), rope_sin_.data());
+    ops::rope_tables(c.rope_theta, c.rope_scaling, c.head_dim, n_ctx_, rope_cos_.data(), rope_sin_.data());
   }
 }
 

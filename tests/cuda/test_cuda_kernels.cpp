@@ -342,7 +342,7 @@ TEST(CudaKernels, RopeStoreAndAttentionMatchCpuOps) {
       const int64_t n_ctx = 40, pos0 = 29, n = 5;  // tokens at positions 29..33; earlier ones cached
       const int64_t ld_qkv = cuda::gpu_ld(qd + 2 * kvd), ld_att = cuda::gpu_ld(qd);
       std::vector<float> cs(n_ctx * half), sn(n_ctx * half);
-      ops::rope_tables(10000.0f, cfg.head_dim, n_ctx, cs.data(), sn.data());
+      ops::rope_tables(10000.0f, RopeScaling{}, cfg.head_dim, n_ctx, cs.data(), sn.data());
       auto kc = random_vec(n_ctx * kvd, rng), vc = random_vec(n_ctx * kvd, rng);
       const auto qkv = random_vec(n * ld_qkv, rng, 2.0f);
       Dev<float> dqkv(qkv), dkc(kc), dvc(vc), dcs(cs), dsn(sn), datt(n * ld_att);

@@ -80,7 +80,8 @@ TEST_P(Golden, LogitsAndGreedyMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Hf, Golden,
-                         ::testing::Values("gpt2", "gpt2-official", "llama", "llama-f32", "qwen2"),
+                         ::testing::Values("gpt2", "gpt2-official", "llama", "llama-f32", "llama-rope-llama3",
+                                           "llama-rope-linear", "qwen2"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)

@@ -93,6 +93,29 @@ TEST(HfConfig, V5KeysAndDefaults) {
   EXPECT_EQ(c.act, Activation::Silu);
 }
 
+// Scaled RoPE in both spellings: v5 rope_parameters and v4 rope_scaling with "type".
+TEST(HfConfig, RopeScaling) {
+  std::string v5 = kLlamaV5;
+  v5.replace(v5.find("\"default\""), 9, R"("llama3", "factor": 32.0, "low_freq_factor": 1.0,
+      "high_freq_factor": 4.0, "original_max_position_embeddings": 8192)");
+  ModelConfig c = parse_model_config(v5, "config.json");
+  EXPECT_EQ(c.rope_scaling.kind, RopeScaling::Kind::Llama3);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 32.0f);
+  EXPECT_FLOAT_EQ(c.rope_scaling.low_freq_factor, 1.0f);
+  EXPECT_FLOAT_EQ(c.rope_scaling.high_freq_factor, 4.0f);
+  EXPECT_FLOAT_EQ(c.rope_scaling.original_positions, 8192.0f);
+  EXPECT_FLOAT_EQ(c.rope_theta, 500000.0f);
+  std::string v4 = kLlamaV5;
+  const auto at = v4.find("\"rope_parameters\"");
+  v4.replace(at, v4.find('}', at) + 1 - at,
+             R"("rope_theta": 10000.0, "rope_scaling": {"type": "linear", "factor": 2.0})");
+  c = parse_model_config(v4, "config.json");
+  EXPECT_EQ(c.rope_scaling.kind, RopeScaling::Kind::Linear);
+  EXPECT_FLOAT_EQ(c.rope_scaling.factor, 2.0f);
+  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
+  EXPECT_EQ(parse_model_config(kLlamaV5, "config.json").rope_scaling.kind, RopeScaling::Kind::None);
+}
+
 TEST(HfConfig, GenerationConfigOverrides) {
   ModelConfig c = parse_model_config(kLlamaV5, "config.json");
   apply_generation_config(c, R"({"eos_token_id": 7, "bos_token_id": 5, "max_length": 64})",
@@ -108,9 +131,16 @@ TEST(HfConfig, RejectsUnsupported) {
   std::string yarn = kLlamaV5;
   yarn.replace(yarn.find("\"default\""), 9, "\"yarn\"");
   EXPECT_NE(error_of(yarn).find("RoPE scaling type 'yarn'"), std::string::npos) << error_of(yarn);
-  std::string scaled = std::string(kLlamaV5);
-  scaled.insert(scaled.size() - 1, R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0})");
-  EXPECT_NE(error_of(scaled).find("'llama3'"), std::string::npos) << error_of(scaled);
+  std::string dynamic = std::string(kLlamaV5);
+  dynamic.insert(dynamic.size() - 1, R"(, "rope_scaling": {"type": "dynamic", "factor": 2.0})");
+  EXPECT_NE(error_of(dynamic).find("RoPE scaling type 'dynamic'"), std::string::npos) << error_of(dynamic);
+  // llama3 needs all four of its parameters, and sensible ones.
+  std::string partial = std::string(kLlamaV5);
+  partial.insert(partial.size() - 1, R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0})");
+  EXPECT_NE(error_of(partial).find("'low_freq_factor' missing"), std::string::npos) << error_of(partial);
+  std::string zero = kLlamaV5;
+  zero.replace(zero.find("\"default\""), 9, R"("linear", "factor": 0)");
+  EXPECT_NE(error_of(zero).find("'factor' must be a positive number"), std::string::npos) << error_of(zero);
   std::string act = kLlamaV5;
   act.insert(act.size() - 1, R"(, "hidden_act": "relu2")");
   EXPECT_NE(error_of(act).find("activation 'relu2'"), std::string::npos);

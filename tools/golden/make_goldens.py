@@ -4,7 +4,8 @@
 Everything here comes from Hugging Face transformers and optimum-quanto, never from qllm:
 
 * three tiny random models (gpt2 F32, qwen2 BF16, llama F16) saved with save_pretrained, plus
-  gpt2-official (the same GPT-2 in the official checkpoint layout) and llama-f32 (llama upcast);
+  gpt2-official (the same GPT-2 in the official checkpoint layout), llama-f32 (llama upcast) and
+  llama-rope-llama3 / llama-rope-linear (llama's weights under scaled RoPE);
 * for each model, full f32 logits on a fixed prompt and 24 greedy tokens;
 * optimum-quanto checkpoints of qwen2, llama and llama-f32 for qint8/qint4/qint2/qfloat8, with
   quanto's own logits and greedy tokens, and the same from an f32 model holding the exactly
@@ -12,6 +13,7 @@ Everything here comes from Hugging Face transformers and optimum-quanto, never f
 
 Runs on CPU only, single-threaded, from fixed seeds, so a re-run gives the same files.
 Usage: python3 tools/golden/make_goldens.py --out tests/data/goldens
+       (--rope-only remakes only the scaled-RoPE goldens, from an existing llama golden)
 """
 
 import argparse
@@ -394,6 +396,55 @@ def make_llama_f32(out, ids, ref_logits):
     return d
 
 
+# Scaled RoPE: llama's weights and prompt under another rope_type. original_max_position_embeddings
+# 64 (of 128) puts llama's 16 frequencies (head_dim 32, theta 500000) in all three llama3 bands:
+# wavelengths below 64/4 kept, above 64/1 divided by the factor, the ones between blended.
+# The linear variant is written in the pre-v5 spelling (rope_scaling {"type": ...}).
+ROPE_VARIANTS = {
+    "llama-rope-llama3": ("v5", {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 64}),
+    "llama-rope-linear": ("v4", {"type": "linear", "factor": 4.0}),
+}
+
+
+def make_rope_variants(out):
+    src = os.path.join(out, "llama")
+    g = load_file(os.path.join(src, "golden.safetensors"))
+    ids, base_logits = g["ids"], g["logits"]
+    base = load_hf(src, torch.float32)
+    base_inv = dict(base.named_buffers())
+    base_inv = next(v for k, v in base_inv.items() if k.endswith("inv_freq")).detach().float()
+    for name, (style, rp) in ROPE_VARIANTS.items():
+        d = os.path.join(out, name)
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        for fn in ("model.safetensors", "generation_config.json"):
+            shutil.copy(os.path.join(src, fn), os.path.join(d, fn))
+        with open(os.path.join(src, "config.json"), encoding="utf-8") as f:
+            j = json.load(f)
+        if style == "v5":
+            j["rope_parameters"] = rp
+        else:
+            j["rope_theta"] = j.pop("rope_parameters")["rope_theta"]
+            j["rope_scaling"] = rp
+        write_json(os.path.join(d, "config.json"), j)
+        m = load_hf(d, torch.float32)
+        inv = next(v for k, v in m.named_buffers() if k.endswith("inv_freq")).detach().float()
+        changed = int((inv != base_inv).sum())
+        if changed == 0:
+            raise RuntimeError(f"{name}: transformers did not apply the scaling (inv_freq unchanged)")
+        lg = logits_of(m, ids)
+        toks, info = greedy(m, ids, N_NEW, name)
+        write_golden(d, ids, {"logits": lg, "greedy": toks},
+                     {"computed": "reloaded checkpoint, dtype=float32, eager attention, CPU", "greedy_info": info,
+                      "rope": rp})
+        note(name, {"config_style": style, "inv_freq_changed": f"{changed} of {inv.numel()}",
+                    "inv_freq": [float(v) for v in inv],
+                    "max_logit_diff_vs_unscaled": float((lg - base_logits).abs().max()), "greedy": info})
+
+
 # ---------------------------------------------------------------------------------------------
 # Step 3: optimum-quanto
 # ---------------------------------------------------------------------------------------------
@@ -638,10 +689,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output folder (e.g. tests/data/goldens)")
     ap.add_argument("--skip-quanto", action="store_true", help="only the unquantized models")
+    ap.add_argument("--rope-only", action="store_true", help="only the scaled-RoPE goldens (needs llama's)")
     args = ap.parse_args()
     out = args.out
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)  # fixed reduction order, so re-runs are bit-identical
+    if args.rope_only:
+        make_rope_variants(out)
+        scrub(out)
+        vpath = os.path.join(out, "versions.json")
+        with open(vpath, encoding="utf-8") as f:
+            v = json.load(f)
+        note("rope_only_run_versions", versions())
+        v["notes"].update(NOTES)
+        v["config_style"].update({n: ROPE_VARIANTS[n][0] for n in ROPE_VARIANTS})
+        write_json(vpath, v)
+        return
 
     ids = {}
     ref = {}
@@ -653,6 +716,7 @@ def main():
     make_llama_f32(out, ids["llama"], ref["llama"])
     ids["llama-f32"] = ids["llama"]
     ref["llama-f32"] = ref["llama"]
+    make_rope_variants(out)
 
     quanto = {}
     if not args.skip_quanto:
@@ -668,7 +732,8 @@ def main():
         "device": "CPU (torch, 1 thread); no CUDA used",
         "greedy": f"{N_NEW} new tokens, model.generate(do_sample=False) with eos_token_id and pad_token_id "
                   "cleared on the model's generation_config, cross-checked by argmax over full recomputation",
-        "config_style": {n: MODELS[n][6] for n in MODELS} | {"gpt2-official": "v5", "llama-f32": "v5"},
+        "config_style": {n: MODELS[n][6] for n in MODELS} | {"gpt2-official": "v5", "llama-f32": "v5"}
+                        | {n: ROPE_VARIANTS[n][0] for n in ROPE_VARIANTS},
         "notes": NOTES,
     })
     print("done")

@@ -248,7 +248,7 @@ CudaSession::CudaSession(const CudaModel& model, int64_t n_ctx, bool exact_prefi
     // The CPU's tables (same float32 steps as transformers), uploaded once.
     const int64_t half = c.head_dim / 2;
     std::vector<float> cs(static_cast<std::size_t>(n_ctx * half)), sn(cs.size());
-    ops::rope_tables(c.rope_theta, c.head_dim, n_ctx, cs.data(), sn.data());
+    ops::rope_tables(c.rope_theta, c.rope_scaling, c.head_dim, n_ctx, cs.data(), sn.data());
     m.rope_cos = m.alloc<float>(n_ctx * half, &wsb);
     m.rope_sin = m.alloc<float>(n_ctx * half, &wsb);
     QLLM_CUDA_CHECK(cudaMemcpy(m.rope_cos, cs.data(), cs.size() * 4, cudaMemcpyHostToDevice));
