@@ -141,8 +141,8 @@ struct ActRounding {
 ActRounding act_rounding(const KernelTable& kt, const QTensor& w, const std::vector<float>& x,
                          int64_t n_tok, bool quantized) {
   if (quantized) return {block_absmax(x, n_tok, w.n_in, act8_block(kt, w)), 254.0};
-  const bool int16 = kt.uses_acts[static_cast<int>(w.qtype)] && kt.quantize_acts16 != nullptr && act16_block(w) > 0;
-  if (int16) return {block_absmax(x, n_tok, w.n_in, act16_block(w)), 65534.0};
+  const bool int16 = kt.uses_acts[static_cast<int>(w.qtype)] && kt.quantize_acts16 != nullptr && fine16_block(kt, w) > 0;
+  if (int16) return {block_absmax(x, n_tok, w.n_in, fine16_block(kt, w)), 65534.0};
   return {std::vector<float>(x.size(), 0.0f), 0.0};
 }
 

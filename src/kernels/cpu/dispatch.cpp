@@ -213,6 +213,14 @@ int64_t act16_block(const QTensor& w) {
   return 0;
 }
 
+int64_t fine16_block(const KernelTable& table, const QTensor& w) {
+  if (const int64_t b = act16_block(w); b > 0) return b;
+  if (!table.fine16_group_blocks[static_cast<int>(w.qtype)] || !can_chunk(w)) return 0;
+  // int32 sums of a block stay exact up to 8192 elements (matmul_fine_avx2.cpp).
+  const int64_t g = chunk_geometry(w).group_padded;
+  return g % 32 == 0 && g <= 8192 ? g : 0;
+}
+
 void quantize_acts16_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t block,
                             int64_t stride, int16_t* q, float* d) {
   for (int64_t t = 0; t < n_tok; ++t) {

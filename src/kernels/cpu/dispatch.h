@@ -57,9 +57,10 @@ struct QuantizedActs {
   const float* group_sum = nullptr;   // [n_tok, n_in / G]: exact sums of x over weight groups
   int64_t block8 = 0;                 // B: elements per int8 scale (act8_block)
 
-  // int16 activations of the AVX-512 fine kernels (quantize_acts16); block16 == 0 when x
-  // stays f32. x[t, i] ~= d16[t, i / block16] * q16[t, i], d16 = absmax / 32767 of the block.
-  int64_t block16 = 0;            // 64 or 128 (act16_block)
+  // int16 activations of the AVX2 and AVX-512 fine kernels (quantize_acts16); block16 == 0
+  // when x stays f32. x[t, i] ~= d16[t, i / block16] * q16[t, i], d16 = absmax / 32767 of the
+  // block.
+  int64_t block16 = 0;            // fine16_block: 64 or 128, or a group of G % 64 == 32
   int64_t stride16 = 0;           // n_in rounded up to block16; q16 is zero past n_in
   const int16_t* q16 = nullptr;   // [n_tok, stride16]
   const float* d16 = nullptr;     // [n_tok, stride16 / block16]
@@ -107,6 +108,10 @@ struct KernelTable {
   // They read x (or q16 where quantize_acts16 is set and act16_block(w) > 0) and group_sum.
   RowsFn rows_fine[kNumQTypes] = {};
   QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
+  // Types whose fine kernel also takes int16 activations with one block per weight group where
+  // act16_block(w) is 0 but the group is a multiple of 32 (G % 64 == 32, e.g. 96 for rows of
+  // 576 or 960): AVX2 int4. Elsewhere such groups keep f32 x.
+  bool fine16_group_blocks[kNumQTypes] = {};
   // int4/int2 weights with an int16 block (act16_block > 0) are read in Layout::Interleaved16,
   // 16 rows per vector (prepare.h); others, and every int4/int2 weight without this, in
   // RowChunked.
@@ -157,6 +162,10 @@ int64_t act8_block(const KernelTable& table, const QTensor& w);
 // to whole chunks), so no block straddles two groups; 0 for other group sizes (and types),
 // whose fine kernels read f32 x.
 int64_t act16_block(const QTensor& w);
+
+// Elements per int16 activation scale of `table`'s fine kernel for w: act16_block(w), else the
+// (padded) group size where the table's fine16_group_blocks takes it, else 0 (f32 x).
+int64_t fine16_block(const KernelTable& table, const QTensor& w);
 
 // Scalar activation quantizer, the spec of QuantizeActsFn: SIMD versions give the same q and
 // lane_scale, and `offset` up to float rounding.

@@ -47,8 +47,8 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
     a.q = buf.q.data();
     a.lane_scale = buf.lane_scale.data();
     a.offset = buf.offset.data();
-  } else if (kt.quantize_acts16 != nullptr && act16_block(w) > 0) {
-    const int64_t block = act16_block(w), stride = (n_in + block - 1) / block * block;
+  } else if (kt.quantize_acts16 != nullptr && fine16_block(kt, w) > 0) {
+    const int64_t block = fine16_block(kt, w), stride = (n_in + block - 1) / block * block;
     grow(buf.q16, static_cast<std::size_t>(n_tok * stride));
     grow(buf.d16, static_cast<std::size_t>(n_tok * stride / block));
     kt.quantize_acts16(x, n_tok, n_in, block, stride, buf.q16.data(), buf.d16.data());

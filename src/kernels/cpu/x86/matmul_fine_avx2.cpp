@@ -19,10 +19,13 @@
 // every chunk of a row is full (64 weights in 32 or 16 bytes), so weight i of a row sits at
 // byte i * Bits / 8. 16 bytes zero-extended to 16-bit lanes give, field by field, 16 weights:
 // int4 byte k holds weights k (low nibble) and 32 + k of its chunk, int2 byte k (of 16) holds
-// 16 f + k in field f. Other group sizes keep f32 activations (rows_bits_f32 below).
+// 16 f + k in field f. int4 groups of G % 64 == 32 (such as 96) take one int16 block per group
+// (fine16_block, Int4GroupBlockKernel); int2 there, and other group sizes, keep f32 activations
+// (rows_bits_f32 below).
 //
-// Variants: R rows x T tokens register tiles (tiling.h), 2 x 4 for prompts; for decode 4 x 1
-// (int8) and 2 x 1 (int4/int2, 4-8% faster than 4 x 1 once the sums stay chains).
+// Variants: R rows x T tokens register tiles (tiling.h), 2 x 4 for prompts (2 x 2 for
+// Int4GroupBlockKernel, 9% faster there); for decode 4 x 1 (int8) and 2 x 1 (int4/int2, 4-8%
+// faster than 4 x 1 once the sums stay chains).
 // Benchmark: bench_matmul --benchmark_filter='(decode|prefill128)/int.*/avx2'.
 #include <immintrin.h>
 
@@ -207,6 +210,68 @@ struct BitsFine16Kernel {
   }
 };
 
+// ---- int4 with int16 activations per group (fine16_block: G % 64 == 32, such as 96) ----
+// A group is 64-weight chunks and one 32-weight chunk, and its activations are one int16 block,
+// so its int32 sums are scaled once. In a 64-weight chunk byte k holds weights k and 32 + k; in
+// a 32-weight chunk, k and 16 + k.
+struct Int4GroupBlockKernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m256i mask = _mm256_set1_epi16(15);
+    __m256 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    float shift_sum[R][T] = {};
+    __m256i dot[R][T];
+    // dot += the products of 16 bytes at `wp` of each row: low nibbles with q16 from xi, high
+    // ones with q16 from xi + high.
+    auto piece = [&](const uint8_t* wp, int64_t xi, int64_t high) {
+      __m256i v[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r)
+        v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rb)));
+      QLLM_UNROLL for (int f = 0; f < 2; ++f) {
+        QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          const __m256i xq = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(a.q16 + (t0 + t) * a.stride16 + xi + f * high));
+          QLLM_UNROLL for (int r = 0; r < R; ++r) {
+            const __m256i wv = f == 0 ? _mm256_and_si256(v[r], mask) : _mm256_srli_epi16(v[r], 4);
+            dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_madd_epi16(wv, xq));
+            keep_chain(dot[r][t]);
+          }
+        }
+      }
+    };
+    for (int64_t g = 0; g < gpr; ++g) {
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm256_setzero_si256();
+      const uint8_t* gw = base + g * gs / 2;
+      int64_t c = 0;
+      for (; c + 64 <= gs; c += 64) {
+        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(gw + c / 2 + r * rb);
+        piece(gw + c / 2, g * gs + c, 32);
+        piece(gw + c / 2 + 16, g * gs + c + 16, 32);
+      }
+      piece(gw + c / 2, g * gs + c, 16);  // the 32-weight chunk
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float d = a.d16[(t0 + t) * gpr + g];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
+        }
+      }
+      add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
+  }
+};
+
 // ---- f32 activations, for the group sizes act16_block() does not take ----
 // Weights are widened to f32 in registers and FMA'd with x; scales are applied once per group,
 // so the error is that of f32 sums alone.
@@ -299,6 +364,14 @@ void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, in
                     int64_t ob, int64_t oe) {
   if (a.q16 == nullptr) return rows_bits_f32<Bits>(w, x, a, n_tok, y, ob, oe);
   const ChunkGeometry geo = chunk_geometry(w);
+  if constexpr (Bits == 4) {
+    if (a.block16 % 64 == 32) {
+      const Int4GroupBlockKernel k{w, a, geo, y};
+      if (n_tok == 1) tile_rows<2, 1>(k, n_tok, ob, oe);
+      else tile_rows<2, 2>(k, n_tok, ob, oe);
+      return;
+    }
+  }
   const BitsFine16Kernel<Bits> k{w, a, geo, y};
   if (n_tok == 1) tile_rows<2, 1>(k, n_tok, ob, oe);
   else tile_rows<2, 4>(k, n_tok, ob, oe);
@@ -311,6 +384,7 @@ void fill_avx2_fine(KernelTable* t) {
   t->rows_fine[static_cast<int>(QType::QInt8)] = rows_int8_fine;
   t->rows_fine[static_cast<int>(QType::QInt4)] = rows_bits_fine<4>;
   t->rows_fine[static_cast<int>(QType::QInt2)] = rows_bits_fine<2>;
+  t->fine16_group_blocks[static_cast<int>(QType::QInt4)] = true;
 }
 
 }  // namespace qllm::x86
