@@ -161,6 +161,8 @@ struct BenchShape {
 const BenchShape kShapes[] = {
     {"qwen2", 896, 896},  {"qwen2", 4864, 896}, {"qwen2", 896, 4864}, {"qwen2", 151936, 896},
     {"gpt2", 768, 768},   {"gpt2", 3072, 768},  {"gpt2", 768, 3072},
+    // SmolLM2-135M: rows of 576 weights, int4 groups of 96
+    {"smollm2", 1536, 576}, {"smollm2", 49152, 576},
 };
 
 bool use_real_time() {

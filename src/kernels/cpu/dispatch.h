@@ -110,7 +110,7 @@ struct KernelTable {
   QuantizeActs16Fn quantize_acts16 = nullptr;  // null: the fine kernels read f32 x
   // Types whose fine kernel also takes int16 activations with one block per weight group where
   // act16_block(w) is 0 but the group is a multiple of 32 (G % 64 == 32, e.g. 96 for rows of
-  // 576 or 960): AVX2 int4. Elsewhere such groups keep f32 x.
+  // 576 or 960): int4 on AVX2 and AVX-512. Elsewhere such groups keep f32 x.
   bool fine16_group_blocks[kNumQTypes] = {};
   // int4/int2 weights with an int16 block (act16_block > 0) are read in Layout::Interleaved16,
   // 16 rows per vector (prepare.h); others, and every int4/int2 weight without this, in

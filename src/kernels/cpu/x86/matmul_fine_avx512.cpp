@@ -10,8 +10,9 @@
 // (int8) or 64 of |w| <= 15 (int4/int2) and |q| <= 32767.
 //
 // int4/int2 weights with an int16 block are in the Interleaved16 layout (prepare.h), whose
-// chunks are all full; other group sizes stay RowChunked and keep f32 activations
-// (rows_bits_f32).
+// chunks are all full. Other group sizes stay RowChunked: int4 groups of G % 64 == 32 (such as
+// 96) take one int16 block per group (fine16_block, Int4GroupBlockKernel); int2 there, and
+// other sizes, keep f32 activations (rows_bits_f32).
 #include <immintrin.h>
 
 // GCC 12 flags the deliberately undefined temporaries inside its own AVX-512 intrinsics.
@@ -155,6 +156,73 @@ struct BitsFine16Kernel {
   }
 };
 
+// ---- int4 with int16 activations per group (fine16_block: G % 64 == 32, such as 96) ----
+// RowChunked, as the AVX2 kernel of the same name: a group is 64-weight chunks (byte k holds
+// weights k and 32 + k) and one 32-weight chunk (k and 16 + k), and its activations are one
+// int16 block, so its int32 sums are scaled once. A 64-weight chunk's 32 bytes widened to
+// int16 give weights 0-31 (low nibbles) and 32-63 (high); the 32-weight chunk's 16 bytes,
+// loaded into both halves and shifted by 0 or 4 per half, give its weights in order.
+struct Int4GroupBlockKernel {
+  static constexpr int64_t kActBytes = 2;  // int16 q
+  const QTensor& w;
+  const QuantizedActs& a;
+  const ChunkGeometry& geo;
+  float* y;
+
+  template <int R, int T>
+  void tile(int64_t o, int64_t t0) const {
+    const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const __m512i mask = _mm512_set1_epi16(15);
+    const __m512i half_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512 acc[R][T];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    float shift_sum[R][T] = {};
+    for (int64_t g = 0; g < gpr; ++g) {
+      __m512i dot[R][T];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm512_setzero_si512();
+      const uint8_t* gw = base + g * gs / 2;
+      const int16_t* xg = a.q16 + t0 * a.stride16 + g * gs;
+      int64_t c = 0;
+      for (; c + 64 <= gs; c += 64) {
+        __m512i v[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          prefetch_ahead(gw + c / 2 + r * rb);
+          v[r] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gw + c / 2 + r * rb)));
+        }
+        QLLM_UNROLL for (int f = 0; f < 2; ++f) {
+          QLLM_UNROLL for (int t = 0; t < T; ++t) {
+            const __m512i xq = _mm512_loadu_si512(xg + t * a.stride16 + c + 32 * f);
+            QLLM_UNROLL for (int r = 0; r < R; ++r) {
+              const __m512i wv = f == 0 ? _mm512_and_si512(v[r], mask) : _mm512_srli_epi16(v[r], 4);
+              dot[r][t] = _mm512_dpwssd_epi32(dot[r][t], wv, xq);
+            }
+          }
+        }
+      }
+      __m512i v[R];  // the 32-weight chunk
+      QLLM_UNROLL for (int r = 0; r < R; ++r) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(gw + c / 2 + r * rb));
+        v[r] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(b)), half_shift), mask);
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const __m512i xq = _mm512_loadu_si512(xg + t * a.stride16 + c);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) dot[r][t] = _mm512_dpwssd_epi32(dot[r][t], v[r], xq);
+      }
+      QLLM_UNROLL for (int t = 0; t < T; ++t) {
+        const float d = a.d16[(t0 + t) * gpr + g];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) {
+          const __m512 s = _mm512_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
+        }
+      }
+      add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+    }
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
+      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
+  }
+};
+
 // ---- f32 activations, for the group sizes act16_block() does not take ----
 // Weights are widened to f32 in registers and FMA'd with x; scales are applied once per group,
 // so the error is that of f32 sums alone.
@@ -255,6 +323,14 @@ void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, in
                     int64_t ob, int64_t oe) {
   if (a.q16 == nullptr) return rows_bits_f32<Bits>(w, x, a, n_tok, y, ob, oe);
   const ChunkGeometry geo = chunk_geometry(w);
+  if constexpr (Bits == 4) {
+    if (a.block16 % 64 == 32) {
+      const Int4GroupBlockKernel k{w, a, geo, y};
+      if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+      else tile_rows<2, 4>(k, n_tok, ob, oe);
+      return;
+    }
+  }
   const BitsFine16Kernel<Bits> k{w, a, geo, y};
   if (n_tok == 1) tile_row_tiles<1>(k, n_tok, ob, oe);
   else tile_row_tiles<4>(k, n_tok, ob, oe);
@@ -267,6 +343,7 @@ void fill_avx512_fine(KernelTable* t) {
   t->rows_fine[static_cast<int>(QType::QInt8)] = rows_int8_fine;
   t->rows_fine[static_cast<int>(QType::QInt4)] = rows_bits_fine<4>;
   t->rows_fine[static_cast<int>(QType::QInt2)] = rows_bits_fine<2>;
+  t->fine16_group_blocks[static_cast<int>(QType::QInt4)] = true;
 }
 
 }  // namespace qllm::x86
