@@ -71,19 +71,30 @@ void Session::run_blocks(const int32_t* ids, int64_t n) {
     }
   }
 
+  // The per-token steps between matmuls (norms, residual adds, RoPE) split over the pool for
+  // prompts: on one thread they took a growing share of a many-core prefill.
+  constexpr int64_t kParallelMinTokens = 4;
+  auto for_tokens = [&](auto&& fn) {
+    if (n >= kParallelMinTokens) pool.parallel_for(n, fn);
+    else fn(int64_t{0}, n);
+  };
   auto norm_rows = [&](const NormWeights& nw) {
-    for (int64_t t = 0; t < n; ++t) {
-      const float* x = act_.x.data() + t * E;
-      float* h = act_.h.data() + t * E;
-      if (s.norm == NormKind::LayerNorm) {
-        ops::layer_norm(x, nw, E, c.norm_eps, h);
-      } else {
-        ops::rms_norm(x, nw, E, c.norm_eps, h);
+    for_tokens([&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* x = act_.x.data() + t * E;
+        float* h = act_.h.data() + t * E;
+        if (s.norm == NormKind::LayerNorm) {
+          ops::layer_norm(x, nw, E, c.norm_eps, h);
+        } else {
+          ops::rms_norm(x, nw, E, c.norm_eps, h);
+        }
       }
-    }
+    });
   };
   auto add_residual = [&] {
-    for (int64_t i = 0; i < n * E; ++i) act_.x[i] += act_.proj[i];
+    for_tokens([&](int64_t b, int64_t e) {
+      for (int64_t i = b * E; i < e * E; ++i) act_.x[i] += act_.proj[i];
+    });
   };
 
   for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -109,12 +120,14 @@ void Session::run_blocks(const int32_t* ids, int64_t n) {
     }
     if (!s.learned_pos) {
       const int64_t half = c.head_dim / 2;
-      for (int64_t t = 0; t < n; ++t) {
-        const float* cs = rope_cos_.data() + (pos_ + t) * half;
-        const float* sn = rope_sin_.data() + (pos_ + t) * half;
-        ops::rope(act_.q.data() + t * qd, c.n_head, c.head_dim, cs, sn);
-        ops::rope(kv_.k_row(l, pos_ + t), c.n_head_kv, c.head_dim, cs, sn);
-      }
+      for_tokens([&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const float* cs = rope_cos_.data() + (pos_ + t) * half;
+          const float* sn = rope_sin_.data() + (pos_ + t) * half;
+          ops::rope(act_.q.data() + t * qd, c.n_head, c.head_dim, cs, sn);
+          ops::rope(kv_.k_row(l, pos_ + t), c.n_head_kv, c.head_dim, cs, sn);
+        }
+      });
     }
     attention(l, n);
     if (linear_input_hook) linear_input_hook(Role::AttnOut, int(l), act_.att.data(), n, qd);

@@ -27,11 +27,26 @@ void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// Sum of n floats in 8 interleaved partial sums, which the compiler keeps in one vector: a
+// single running sum is a chain of dependent adds, 4 cycles each.
+float sum_floats(const float* x, int64_t n) {
+  float lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += x[i + k];
+  for (; i < n; ++i) lane[i % 8] += x[i];
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+// Prompts at least this long split the activations' preparation over the pool by token: done on
+// the calling thread alone, it was serial work in every matmul that grew with the prompt.
+constexpr int64_t kParallelActsMinTokens = 4;
+
 // Activations for one call: int8 quantized when `quantize`, else int16 where the table's fine
 // kernels take them, and the exact group sums of x that the affine (int4/int2) kernels of
 // either kind need for their shift term.
 QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float* x, int64_t n_tok,
-                           bool quantize) {
+                           bool quantize, ThreadPool& pool) {
   thread_local ActsBuffer buf;
   const int64_t n_in = w.n_in;
   QuantizedActs a;
@@ -41,7 +56,6 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
     grow(buf.q, static_cast<std::size_t>(n_tok * stride));
     grow(buf.lane_scale, static_cast<std::size_t>(n_tok * stride / 4));
     grow(buf.offset, static_cast<std::size_t>(n_tok));
-    kt.quantize_acts(x, n_tok, n_in, block, stride, buf.q.data(), buf.lane_scale.data(), buf.offset.data());
     a.stride = stride;
     a.block8 = block;
     a.q = buf.q.data();
@@ -51,24 +65,38 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
     const int64_t block = fine16_block(kt, w), stride = (n_in + block - 1) / block * block;
     grow(buf.q16, static_cast<std::size_t>(n_tok * stride));
     grow(buf.d16, static_cast<std::size_t>(n_tok * stride / block));
-    kt.quantize_acts16(x, n_tok, n_in, block, stride, buf.q16.data(), buf.d16.data());
     a.block16 = block;
     a.stride16 = stride;
     a.q16 = buf.q16.data();
     a.d16 = buf.d16.data();
   }
-  if (qtype_info(w.qtype).affine) {
-    const int64_t gs = w.group_size, gpr = n_in / gs;
+  const bool affine = qtype_info(w.qtype).affine;
+  const int64_t gs = w.group_size, gpr = affine ? n_in / gs : 0;
+  if (affine) {
     grow(buf.group_sum, static_cast<std::size_t>(n_tok * gpr));
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t g = 0; g < gpr; ++g) {
-        const float* xg = x + t * n_in + g * gs;
-        float s = 0.0f;
-        for (int64_t j = 0; j < gs; ++j) s += xg[j];
-        buf.group_sum[t * gpr + g] = s;
-      }
     a.group_sum = buf.group_sum.data();
   }
+  // Token rows [b, e) of each buffer. `buf` is the calling thread's (thread_local), so the
+  // workers get its pointers, not the name.
+  int8_t* q = buf.q.data();
+  int16_t* q16 = buf.q16.data();
+  float *lane_scale = buf.lane_scale.data(), *offset = buf.offset.data(), *d16 = buf.d16.data();
+  float* group_sum = buf.group_sum.data();
+  auto rows = [&](int64_t b, int64_t e) {
+    const float* xb = x + b * n_in;
+    if (a.q != nullptr) {
+      kt.quantize_acts(xb, e - b, n_in, a.block8, a.stride, q + b * a.stride, lane_scale + b * (a.stride / 4),
+                       offset + b);
+    } else if (a.q16 != nullptr) {
+      kt.quantize_acts16(xb, e - b, n_in, a.block16, a.stride16, q16 + b * a.stride16,
+                         d16 + b * (a.stride16 / a.block16));
+    }
+    if (affine)
+      for (int64_t t = b; t < e; ++t)
+        for (int64_t g = 0; g < gpr; ++g) group_sum[t * gpr + g] = sum_floats(x + t * n_in + g * gs, gs);
+  };
+  if (n_tok >= kParallelActsMinTokens) pool.parallel_for(n_tok, rows);
+  else rows(0, n_tok);
   return a;
 }
 
@@ -88,7 +116,7 @@ void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPoo
   const int q = static_cast<int>(w.qtype);
   const bool quantized = uses_quantized_acts(kt, w, n_tok, policy);
   QuantizedActs acts;
-  if (kt.uses_acts[q]) acts = prepare_acts(kt, w, x, n_tok, quantized);
+  if (kt.uses_acts[q]) acts = prepare_acts(kt, w, x, n_tok, quantized, pool);
   const RowsFn fn = kt.uses_acts[q] && !quantized ? kt.rows_fine[q] : kt.rows[q];
   pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { fn(w, x, acts, n_tok, y, b, e); }, kRowAlign);
 }
