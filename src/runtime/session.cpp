@@ -114,9 +114,8 @@ void Session::run_blocks(const int32_t* ids, int64_t n) {
       }
     } else {
       // K and V rows of consecutive positions are contiguous: project straight into the cache.
-      linear(L.wq, act_.h.data(), n, act_.q.data(), pool);
-      linear(L.wk, act_.h.data(), n, kv_.k_row(l, pos_), pool);
-      linear(L.wv, act_.h.data(), n, kv_.v_row(l, pos_), pool);
+      const LinearOut qkv[] = {{&L.wq, act_.q.data()}, {&L.wk, kv_.k_row(l, pos_)}, {&L.wv, kv_.v_row(l, pos_)}};
+      linear_same_input(qkv, act_.h.data(), n, pool);
     }
     if (!s.learned_pos) {
       const int64_t half = c.head_dim / 2;
@@ -142,8 +141,8 @@ void Session::run_blocks(const int32_t* ids, int64_t n) {
     float* ff_a = act_.ff_a.data();
     const float* ff_b = act_.ff_b.data();
     if (s.gated_mlp) {
-      linear(L.w_gate, act_.h.data(), n, ff_a, pool);
-      linear(L.w_up, act_.h.data(), n, act_.ff_b.data(), pool);
+      const LinearOut gate_up[] = {{&L.w_gate, ff_a}, {&L.w_up, act_.ff_b.data()}};
+      linear_same_input(gate_up, act_.h.data(), n, pool);
       pool.parallel_for(n * c.n_ff, [&](int64_t b, int64_t e) { ops::activate_mul(c.act, ff_a + b, ff_b + b, e - b); });
     } else {
       linear(L.w_up, act_.h.data(), n, ff_a, pool);

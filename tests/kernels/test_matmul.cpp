@@ -355,6 +355,52 @@ TEST(Linear, AddsBiasPerToken) {
     for (int o = 0; o < 5; ++o) EXPECT_NEAR(y[t * 5 + o], y_ref[t * 5 + o] + l.bias[o], 1e-4);
 }
 
+// Matmuls of one x run jointly (one activation preparation where the kernels share it, rows split
+// over the threads together) give exactly what separate matmul() calls give, for sets that
+// share activations (q, k, v of one type and group size, row counts off the tile) and sets that
+// do not (mixed types, a group size without a fast kernel).
+TEST(MatmulSameInput, EqualsSeparateMatmuls) {
+  std::mt19937 rng(12);
+  struct Out {
+    QType q;
+    int64_t n_out, group_size;
+  };
+  const std::vector<std::vector<Out>> sets = {
+      {{QType::QInt4, 40, 128}, {QType::QInt4, 16, 128}, {QType::QInt4, 7, 128}},
+      {{QType::QInt8, 33, 0}, {QType::QInt8, 48, 0}},
+      {{QType::QInt4, 24, 96}, {QType::QInt4, 5, 96}},
+      {{QType::QInt8, 20, 0}, {QType::QInt4, 17, 64}, {QType::BF16, 9, 0}, {QType::QInt4, 3, 48}},
+  };
+  const int64_t n_in = 384;
+  for (Isa isa : kAllIsas) {
+    const KernelTable* kt = kernel_table(isa);
+    if (kt == nullptr) continue;
+    for (const auto& set : sets) {
+      std::vector<QTensor> ws;
+      for (const Out& o : set) {
+        ws.push_back(random_tensor(o.q, false, o.n_out, n_in, o.group_size, rng));
+        prepare_for_kernels(ws.back(), kernel_layout(*kt, ws.back()));
+      }
+      for (int64_t n_tok : {1, 5, 40})
+        for (ActQuant policy : {ActQuant::Never, ActQuant::Always}) {
+          const auto x = random_x(n_tok, n_in, rng);
+          std::vector<std::vector<float>> y(ws.size()), y_ref(ws.size());
+          std::vector<MatmulOut> outs;
+          for (std::size_t j = 0; j < ws.size(); ++j) {
+            y[j].assign(n_tok * ws[j].n_out, -1.0f);
+            y_ref[j].assign(n_tok * ws[j].n_out, -2.0f);
+            matmul(ws[j], x.data(), n_tok, y_ref[j].data(), pool(), *kt, policy);
+            outs.push_back({&ws[j], y[j].data()});
+          }
+          matmul_same_input(outs, x.data(), n_tok, pool(), *kt, policy);
+          for (std::size_t j = 0; j < ws.size(); ++j)
+            EXPECT_EQ(y[j], y_ref[j]) << isa_name(isa) << " output " << j << " of " << ws.size() << ", " << n_tok
+                                      << " tokens";
+        }
+    }
+  }
+}
+
 // Every SIMD table has a fine kernel for int8/int4/int2 and, where it has an int8-activation
 // kernel too (all but AVX2 int8), the policy picks fine activations below kActQuantMinTokens
 // tokens, int8 from there on, unless forced.

@@ -6,6 +6,7 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "kernels/cpu/prepare.h"
@@ -104,21 +105,71 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
 constexpr int64_t kRowAlign = 16;
 static_assert(kRowAlign % kTileRows == 0, "Interleaved16 tiles must not straddle two threads");
 
+// What prepare_acts makes for w: matmuls whose keys are equal can share one preparation.
+struct ActsKey {
+  bool used = false, quantized = false;
+  int64_t block = 0, group_size = 0;
+  bool operator==(const ActsKey&) const = default;
+};
+
+ActsKey acts_key(const KernelTable& kt, const QTensor& w, bool quantized) {
+  ActsKey k;
+  k.used = kt.uses_acts[static_cast<int>(w.qtype)];
+  if (!k.used) return k;
+  k.quantized = quantized;
+  k.block = quantized ? act8_block(kt, w) : kt.quantize_acts16 != nullptr ? fine16_block(kt, w) : 0;
+  k.group_size = qtype_info(w.qtype).affine ? w.group_size : 0;
+  return k;
+}
+
 }  // namespace
+
+void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t n_tok, ThreadPool& pool,
+                       const KernelTable& kt, ActQuant policy) {
+  if (n_tok <= 0) return;
+  const auto n = static_cast<int>(outs.size());
+  if (n > kMaxSameInput) fail_usage("matmul_same_input: {} outputs, at most {}", n, kMaxSameInput);
+  RowsFn fns[kMaxSameInput];
+  int64_t first_row[kMaxSameInput + 1] = {};  // in the joint row space, kRowAlign-aligned
+  bool quantized[kMaxSameInput];
+  bool shared = true;  // one kernel-accepted preparation serves every output
+  for (int j = 0; j < n; ++j) {
+    const QTensor& w = *outs[j].w;
+    if (w.n_in != outs[0].w->n_in) fail_usage("matmul_same_input: inputs of {} and {} columns", w.n_in, outs[0].w->n_in);
+    const int q = static_cast<int>(w.qtype);
+    quantized[j] = uses_quantized_acts(kt, w, n_tok, policy);
+    fns[j] = kt.uses_acts[q] && !quantized[j] ? kt.rows_fine[q] : kt.rows[q];
+    shared = shared && kernel_accepts(kt, w) && acts_key(kt, w, quantized[j]) == acts_key(kt, *outs[0].w, quantized[0]);
+    first_row[j + 1] = first_row[j] + (w.n_out + kRowAlign - 1) / kRowAlign * kRowAlign;
+  }
+  if (!shared) {
+    for (const MatmulOut& o : outs) {
+      const QTensor& w = *o.w;
+      if (!kernel_accepts(kt, w)) {
+        pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, o.y, b, e); }, kRowAlign);
+      } else {
+        matmul_same_input(std::span(&o, 1), x, n_tok, pool, kt, policy);
+      }
+    }
+    return;
+  }
+  const QTensor& w0 = *outs[0].w;
+  QuantizedActs acts;
+  if (kt.uses_acts[static_cast<int>(w0.qtype)]) acts = prepare_acts(kt, w0, x, n_tok, quantized[0], pool);
+  // A chunk of joint rows may span several outputs; each gets its own slice.
+  pool.parallel_for(first_row[n], [&](int64_t b, int64_t e) {
+    for (int j = 0; j < n; ++j) {
+      const int64_t lo = std::max(b, first_row[j]) - first_row[j];
+      const int64_t hi = std::min({e, first_row[j + 1], first_row[j] + outs[j].w->n_out}) - first_row[j];
+      if (lo < hi) fns[j](*outs[j].w, x, acts, n_tok, outs[j].y, lo, hi);
+    }
+  }, kRowAlign);
+}
 
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt,
             ActQuant policy) {
-  if (n_tok <= 0 || w.n_out <= 0) return;
-  if (!kernel_accepts(kt, w)) {
-    pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, y, b, e); }, kRowAlign);
-    return;
-  }
-  const int q = static_cast<int>(w.qtype);
-  const bool quantized = uses_quantized_acts(kt, w, n_tok, policy);
-  QuantizedActs acts;
-  if (kt.uses_acts[q]) acts = prepare_acts(kt, w, x, n_tok, quantized, pool);
-  const RowsFn fn = kt.uses_acts[q] && !quantized ? kt.rows_fine[q] : kt.rows[q];
-  pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { fn(w, x, acts, n_tok, y, b, e); }, kRowAlign);
+  const MatmulOut out{&w, y};
+  matmul_same_input(std::span(&out, 1), x, n_tok, pool, kt, policy);
 }
 
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt) {
@@ -129,11 +180,28 @@ void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPoo
   matmul(w, x, n_tok, y, pool, active_kernels());
 }
 
-void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  matmul(l.w, x, n_tok, y, pool);
+namespace {
+
+void add_bias(const Linear& l, int64_t n_tok, float* y) {
   if (l.bias.empty()) return;
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t o = 0; o < l.w.n_out; ++o) y[t * l.w.n_out + o] += l.bias[o];
+}
+
+}  // namespace
+
+void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
+  matmul(l.w, x, n_tok, y, pool);
+  add_bias(l, n_tok, y);
+}
+
+void linear_same_input(std::span<const LinearOut> outs, const float* x, int64_t n_tok, ThreadPool& pool) {
+  MatmulOut mo[kMaxSameInput];
+  if (outs.size() > static_cast<std::size_t>(kMaxSameInput))
+    fail_usage("linear_same_input: {} outputs, at most {}", outs.size(), kMaxSameInput);
+  for (std::size_t j = 0; j < outs.size(); ++j) mo[j] = {&outs[j].l->w, outs[j].y};
+  matmul_same_input(std::span(mo, outs.size()), x, n_tok, pool, active_kernels(), act_quant_policy());
+  for (const LinearOut& o : outs) add_bias(*o.l, n_tok, o.y);
 }
 
 }  // namespace qllm

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/cpu/dispatch.h"
 #include "quant/qtensor.h"
@@ -33,6 +34,23 @@ void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPoo
 
 // The matmul, then y += bias for each of n_tok rows (no-op for an empty bias).
 void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// Several matmuls of one x (q, k and v; gate and up) in one pass over the pool: one wake-up and,
+// where their kernels take the same activations (type, block, group), one activation
+// preparation, instead of one each. Otherwise each runs as matmul() does. Rows are split
+// over the threads jointly, so small outputs (k and v) do not leave threads idle.
+inline constexpr int kMaxSameInput = 4;
+struct MatmulOut {
+  const QTensor* w = nullptr;
+  float* y = nullptr;  // [n_tok, w->n_out]
+};
+void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t n_tok, ThreadPool& pool,
+                       const KernelTable& kernels, ActQuant policy);
+struct LinearOut {
+  const Linear* l = nullptr;
+  float* y = nullptr;
+};
+void linear_same_input(std::span<const LinearOut> outs, const float* x, int64_t n_tok, ThreadPool& pool);
 
 namespace ref {
 // The executable spec: scalar, readable, every faster kernel is tested against it.
