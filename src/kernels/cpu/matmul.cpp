@@ -160,7 +160,7 @@ void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t 
   pool.parallel_for(first_row[n], [&](int64_t b, int64_t e) {
     for (int j = 0; j < n; ++j) {
       const int64_t lo = std::max(b, first_row[j]) - first_row[j];
-      const int64_t hi = std::min({e, first_row[j + 1], first_row[j] + outs[j].w->n_out}) - first_row[j];
+      const int64_t hi = std::min(e, first_row[j] + outs[j].w->n_out) - first_row[j];
       if (lo < hi) fns[j](*outs[j].w, x, acts, n_tok, outs[j].y, lo, hi);
     }
   }, kRowAlign);
