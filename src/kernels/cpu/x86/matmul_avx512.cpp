@@ -193,10 +193,11 @@ struct Float8Kernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t n_in = w.n_in;
     const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    const RowPrefetch<R> prefetch(base, n_in);
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_in; i += 32) {
-      if (i % 64 == 0) QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(base + r * n_in + i);
+      if (i % 64 == 0) prefetch.at(i);
       const int64_t rest = n_in - i;
       const __mmask32 m = mask32(rest);
       __m512 lo[R], hi[R];
@@ -250,8 +251,9 @@ struct FloatKernel {
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     constexpr int64_t kBytes = Q == QType::F32 ? 4 : 2;
+    const RowPrefetch<R> prefetch(w.data + o * n_in * kBytes, n_in * kBytes);
     for (int64_t i = 0; i < n_in; i += 16) {
-      if (i * kBytes % 64 == 0) QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(w.data + ((o + r) * n_in + i) * kBytes);
+      if (i * kBytes % 64 == 0) prefetch.at(i * kBytes);
       const __mmask16 m = mask16(n_in - i);
       __m512 wv[R];
       QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = load_f16x<Q>(w.data, (o + r) * n_in + i, m);

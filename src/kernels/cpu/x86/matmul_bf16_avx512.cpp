@@ -56,13 +56,14 @@ struct Bf16DotKernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t n_in = w.n_in;
     const auto* base = reinterpret_cast<const uint16_t*>(w.data) + o * n_in;
+    const RowPrefetch<R> prefetch(base, n_in * 2);
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_in; i += 32) {
       const __mmask32 m = mask32(n_in - i);
       __m512bh wv[R];
+      prefetch.at(i * 2);
       QLLM_UNROLL for (int r = 0; r < R; ++r) {
-        prefetch_ahead(base + r * n_in + i);
         const __m512i v = _mm512_maskz_loadu_epi16(m, base + r * n_in + i);
         wv[r] = reinterpret_cast<const __m512bh&>(v);
       }

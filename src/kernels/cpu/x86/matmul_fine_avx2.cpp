@@ -97,6 +97,7 @@ struct Int8Fine16Kernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t n_in = w.n_in, block = a.block16, n_blocks = a.stride16 / block;
     const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    const RowPrefetch<R> prefetch(base, n_in);
     const int16_t* xt[T];
     QLLM_UNROLL for (int t = 0; t < T; ++t) xt[t] = a.q16 + (t0 + t) * a.stride16;
     const int8_t* rows[R];
@@ -108,10 +109,8 @@ struct Int8Fine16Kernel {
       const int64_t end = std::min((b + 1) * block, n_in);
       int64_t i = b * block;
       for (; i + 64 <= end; i += 64) {
-        QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          rows[r] = base + r * n_in + i;
-          prefetch_ahead(rows[r]);
-        }
+        prefetch.at(i);
+        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i;
         step32<R, T>(rows, xt, i, dot);
         QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] += 32;
         step32<R, T>(rows, xt, i + 32, dot);
@@ -154,7 +153,9 @@ struct BitsFine16Kernel {
   void tile_blocks(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
     const int64_t n_blocks = a.stride16 / (64 * NC);
-    const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const uint8_t* wp = base;  // the block being read
+    const RowPrefetch<R> prefetch(base, rb);
     const __m256i mask = _mm256_set1_epi16((1 << Bits) - 1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -162,7 +163,7 @@ struct BitsFine16Kernel {
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i dot[R][T];
       QLLM_UNROLL for (int c = 0; c < NC; ++c) {
-        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(wp + r * rb + c * kChunkBytes);
+        prefetch.at(wp - base + c * kChunkBytes);
         // 16 bytes at a time: int4 has two such pieces per chunk, int2 one.
         QLLM_UNROLL for (int k = 0; k < kChunkBytes; k += 16) {
           __m256i v[R];
@@ -225,6 +226,7 @@ struct Int4GroupBlockKernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
     const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const RowPrefetch<R> prefetch(base, rb);
     const __m256i mask = _mm256_set1_epi16(15);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -253,7 +255,7 @@ struct Int4GroupBlockKernel {
       const uint8_t* gw = base + g * gs / 2;
       int64_t c = 0;
       for (; c + 64 <= gs; c += 64) {
-        QLLM_UNROLL for (int r = 0; r < R; ++r) prefetch_ahead(gw + c / 2 + r * rb);
+        prefetch.at(g * gs / 2 + c / 2);
         piece(gw + c / 2, g * gs + c, 32);
         piece(gw + c / 2 + 16, g * gs + c + 16, 32);
       }

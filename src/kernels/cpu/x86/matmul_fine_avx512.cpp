@@ -63,6 +63,7 @@ struct Int8Fine16Kernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t n_in = w.n_in, block = a.block16, n_blocks = a.stride16 / block;
     const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
+    const RowPrefetch<R> prefetch(base, n_in);
     __m512 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -72,9 +73,9 @@ struct Int8Fine16Kernel {
       for (int64_t i = b * block; i < end; i += 32) {
         // Weights past n_in load as 0; q16 is zero there too.
         const __mmask32 m = mask32(n_in - i);
+        if (i % 64 == 0) prefetch.at(i);
         __m512i wv[R];
         QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          prefetch_ahead(base + r * n_in + i);
           wv[r] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, base + r * n_in + i));
         }
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
@@ -173,6 +174,7 @@ struct Int4GroupBlockKernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gs = geo.group_size, rb = geo.row_bytes;
     const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
+    const RowPrefetch<R> prefetch(base, rb);
     const __m512i mask = _mm512_set1_epi16(15);
     const __m512i half_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     __m512 acc[R][T];
@@ -186,8 +188,8 @@ struct Int4GroupBlockKernel {
       int64_t c = 0;
       for (; c + 64 <= gs; c += 64) {
         __m512i v[R];
+        prefetch.at(g * gs / 2 + c / 2);
         QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          prefetch_ahead(gw + c / 2 + r * rb);
           v[r] = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gw + c / 2 + r * rb)));
         }
         QLLM_UNROLL for (int f = 0; f < 2; ++f) {
