@@ -23,7 +23,7 @@ namespace qllm::x86 {
 // A tile reads R weight rows side by side, and the hardware prefetcher follows R interleaved
 // streams poorly when rows are short: one core reached 7 GB/s on 4864x896 int8 rows, 12-13 GB/s
 // on long ones. Each kernel therefore prefetches kPrefetchDistance ahead, once per 64 bytes it
-// reads of every row (prefetch_rows). On whole-model decode 16 KiB beat 4 KiB by 5-25%
+// reads of every row (RowPrefetch). On whole-model decode 16 KiB beat 4 KiB by 5-25%
 // (Qwen2-0.5B and GPT-2, int8 and int4) and 2 KiB lost 15%. Prefetches never fault, so reading
 // past the end of a tensor is harmless.
 inline constexpr int64_t kPrefetchDistance = 16 << 10;
@@ -32,10 +32,12 @@ inline void prefetch_ahead(const void* p) {
 }
 
 // The prefetches of a tile of R rows that lie back to back (row r at tile + r * row_bytes):
-// at(done) prefetches ahead of each row, `done` bytes into the rows; call it once per 64 bytes.
+// at(done) prefetches ahead of each row, `done` bytes into the rows; call it at least once per
+// 64 bytes of a row.
 // Where the tile spans no more than the distance, its rows are one stream, prefetched in
-// address order (R lines a call): per row, 4864x896 int8 decode on Zen 1 read 8.0 GB/s on one
-// core and 11.7 on two; in address order, 8.8-9.2 and 16.5-17.2. Longer rows are prefetched each
+// address order (R lines a call): 4864x896 int8 decode on Zen 1 read 8.2-8.4 GB/s on one core
+// and 12.2-13.3 on two with per-row prefetches, 9.8-10.0 and 15.4-15.9 in address order, and
+// whole-model int8 decode gained 12-27% (bench/README). Longer rows are prefetched each
 // on its own, so the lead never falls behind a row's start. Both are p + done * step + r * gap,
 // chosen once per tile: a branch in the loop cost GCC its register allocation there.
 template <int R>
