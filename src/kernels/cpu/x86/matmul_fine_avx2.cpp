@@ -163,7 +163,7 @@ struct BitsFine16Kernel {
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i dot[R][T];
       QLLM_UNROLL for (int c = 0; c < NC; ++c) {
-        prefetch.at(wp - base + c * kChunkBytes);
+        if (const int64_t done = wp - base + c * kChunkBytes; done % 64 == 0) prefetch.at(done);
         // 16 bytes at a time: int4 has two such pieces per chunk, int2 one.
         QLLM_UNROLL for (int k = 0; k < kChunkBytes; k += 16) {
           __m256i v[R];
