@@ -64,7 +64,7 @@ void ThreadPool::work_on(uint64_t gen) {
   }
 }
 
-void ThreadPool::run(int64_t n, int64_t align, Thunk thunk, void* fn) {
+void ThreadPool::run(int64_t n, int64_t align, int chunks_per_thread, Thunk thunk, void* fn) {
   if (n <= 0) return;
   align = align < 1 ? 1 : align;
   if (n_threads_ == 1 || n <= align) {
@@ -75,7 +75,8 @@ void ThreadPool::run(int64_t n, int64_t align, Thunk thunk, void* fn) {
   fn_ = fn;
   n_ = n;
   align_ = align;
-  n_chunks_ = static_cast<int>(std::min<int64_t>(n_threads_, (n + align - 1) / align));
+  const int per_thread = std::clamp(chunks_per_thread, 1, kMaxChunksPerThread);
+  n_chunks_ = static_cast<int>(std::min<int64_t>(int64_t{n_threads_} * per_thread, (n + align - 1) / align));
   done_.store(0, std::memory_order_relaxed);
   const uint64_t gen = (state_.load(std::memory_order_relaxed) >> kIndexBits) + 1;
   state_.store(gen << kIndexBits, std::memory_order_seq_cst);

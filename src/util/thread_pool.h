@@ -27,12 +27,16 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(begin, end) on disjoint chunks covering [0, n), one chunk per thread (fewer if n is
-  // small). Chunk boundaries are multiples of `align` (except the last) so kernels can split on
-  // block boundaries. Not reentrant: fn must not call parallel_for on the same pool.
+  // Calls fn(begin, end) on disjoint chunks covering [0, n), chunks_per_thread (at most
+  // kMaxChunksPerThread) chunks per thread, fewer if n is small. Chunk boundaries are multiples
+  // of `align` (except the last) so kernels can split on block boundaries. Loops of milliseconds
+  // take several chunks per thread, so that a thread the machine slows down hands its
+  // unstarted chunks to the others. Not reentrant: fn must not call parallel_for on the same
+  // pool.
+  static constexpr int kMaxChunksPerThread = 8;
   template <typename Fn>
-  void parallel_for(int64_t n, Fn&& fn, int64_t align = 1) {
-    run(n, align, &invoke<std::remove_reference_t<Fn>>, &fn);
+  void parallel_for(int64_t n, Fn&& fn, int64_t align = 1, int chunks_per_thread = 1) {
+    run(n, align, chunks_per_thread, &invoke<std::remove_reference_t<Fn>>, &fn);
   }
 
   // Calls fn(thread_index) once for each index in [0, size()), each on some pool thread.
@@ -54,7 +58,7 @@ class ThreadPool {
   static void invoke(void* fn, int64_t b, int64_t e) {
     (*static_cast<Fn*>(fn))(b, e);
   }
-  void run(int64_t n, int64_t align, Thunk thunk, void* fn);
+  void run(int64_t n, int64_t align, int chunks_per_thread, Thunk thunk, void* fn);
   void worker();
   // Claims and runs chunks of job `gen` until none is left.
   void work_on(uint64_t gen);
@@ -63,7 +67,7 @@ class ThreadPool {
   // state_ = generation << kIndexBits | next unclaimed chunk. One word, so a claim (CAS) can
   // only succeed for the job the claimer saw published.
   static constexpr int kIndexBits = 20;
-  // Index of a finished job: no chunk index reaches it (n_chunks_ <= threads <= 2^16).
+  // Index of a finished job: no chunk index reaches it (n_chunks_ <= 8 * threads <= 2^19).
   static constexpr uint64_t kClosedIndex = (uint64_t{1} << kIndexBits) - 1;
   int n_threads_ = 1;
   std::vector<std::thread> threads_;

@@ -20,7 +20,7 @@ namespace {
 struct ActsBuffer {
   std::vector<int8_t> q;
   std::vector<int16_t> q16;
-  std::vector<float> lane_scale, offset, group_sum, d16;
+  std::vector<float> lane_scale, offset, group_sum, group_sum_t, d16;
 };
 
 template <typename V>
@@ -98,11 +98,28 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
   };
   if (n_tok >= kParallelActsMinTokens) pool.parallel_for(n_tok, rows);
   else rows(0, n_tok);
+  if (affine && quantize) {
+    // Transposed, for kernels that take the shift terms of a group for several tokens at once.
+    const int64_t stride = n_tok + kGroupSumPad;
+    grow(buf.group_sum_t, static_cast<std::size_t>(gpr * stride));
+    float* gt = buf.group_sum_t.data();
+    for (int64_t g = 0; g < gpr; ++g) {
+      for (int64_t t = 0; t < n_tok; ++t) gt[g * stride + t] = group_sum[t * gpr + g];
+      std::fill_n(gt + g * stride + n_tok, kGroupSumPad, 0.0f);
+    }
+    a.group_sum_t = gt;
+    a.group_sum_stride = stride;
+  }
   return a;
 }
 
 // Output rows per parallel chunk boundary: a multiple of every kernel's row tile.
 constexpr int64_t kRowAlign = 16;
+// Prompts of this many tokens or more split rows into ThreadPool::kMaxChunksPerThread chunks
+// per thread: their matmuls take milliseconds, and with one chunk per thread a thread the
+// machine slows down kept the others waiting (9% of a 2-thread Qwen2-0.5B pp128 went to
+// yielding and scheduling in perf).
+constexpr int64_t kBalancedMinTokens = 16;
 static_assert(kRowAlign % kTileRows == 0, "Interleaved16 tiles must not straddle two threads");
 
 // What prepare_acts makes for w: matmuls whose keys are equal can share one preparation.
@@ -157,13 +174,14 @@ void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t 
   QuantizedActs acts;
   if (kt.uses_acts[static_cast<int>(w0.qtype)]) acts = prepare_acts(kt, w0, x, n_tok, quantized[0], pool);
   // A chunk of joint rows may span several outputs; each gets its own slice.
+  const int chunks = n_tok >= kBalancedMinTokens ? ThreadPool::kMaxChunksPerThread : 1;
   pool.parallel_for(first_row[n], [&](int64_t b, int64_t e) {
     for (int j = 0; j < n; ++j) {
       const int64_t lo = std::max(b, first_row[j]) - first_row[j];
       const int64_t hi = std::min(e, first_row[j] + outs[j].w->n_out) - first_row[j];
       if (lo < hi) fns[j](*outs[j].w, x, acts, n_tok, outs[j].y, lo, hi);
     }
-  }, kRowAlign);
+  }, kRowAlign, chunks);
 }
 
 void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, const KernelTable& kt,

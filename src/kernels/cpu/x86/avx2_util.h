@@ -15,6 +15,19 @@ namespace qllm::x86 {
 // row of a tile no longer fit in 16 registers, so they are spilled and reloaded.
 inline void keep_chain(__m256i& v) { asm("" : "+x"(v)); }
 
+// sum + p, computed in sum's own register. For `sum = _mm256_add_epi32(sum, p)` in a loop
+// GCC 12 writes to a new register and copies it back every iteration, or, where a tile's sums
+// are many, keeps them on the stack; as with keep_chain, it also cannot rebuild a chain of these
+// into a tree.
+inline __m256i add_in_place_epi32(__m256i sum, __m256i p) {
+  asm("vpaddd %1, %0, %0" : "+x"(sum) : "x"(p));
+  return sum;
+}
+inline __m256i add_in_place_epi16(__m256i sum, __m256i p) {
+  asm("vpaddw %1, %0, %0" : "+x"(sum) : "x"(p));
+  return sum;
+}
+
 inline float hsum(__m256 v) {
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));

@@ -5,8 +5,9 @@
 // pairs into int16 lanes. A pair is at most 2 * 15 * 127 = 3810, so the products of a whole
 // block of 128 weights (4 vpmaddubsw per lane) add up in int16 without overflow, and one
 // `vpmaddwd` with ones per block widens them to int32. That is 2.5 multiply instructions per 32
-// products where a per-32 widening takes 4, and the multiply port bounds these kernels (on AMD
-// Zen 1 one 256-bit multiply issues every 2 cycles). It needs one activation scale per block,
+// products where a per-32 widening takes 4, and the multiply pipes bound these kernels (on AMD
+// Zen 1 one 256-bit multiply issues every 2 cycles, on Zen 3 two per cycle, shared with the
+// FMAs that scale each block's sums). It needs one activation scale per block,
 // so activations are quantized per act8_block(w) = act16_block(w) (64 or 128, never straddling
 // a weight group): the added error is at most absmax/254 of that block per element.
 //
@@ -17,7 +18,10 @@
 // Weights: RowChunked (prepare.h) with full chunks only (act16_block(w) > 0), so weight i of a
 // row sits at byte i * Bits / 8. int4: a chunk's 32 bytes hold weights k (low nibbles) and
 // 32 + k (high nibbles); int2: its 16 bytes hold weight 16 f + k in field f.
-// Variants: 2 rows x 3 tokens register tiles (tiling.h). Benchmark:
+// Variants: 1 row x 6 tokens register tiles (tiling.h): 6 int16 and 6 f32 sums, one expanded
+// half chunk and a product fill 14 of the 16 registers. On one Zen 3 core, alternating runs:
+// 1 x 6 ran int4 prompts at 101-113 GOP/s, 2 x 4 with the f32 sums in memory at 82-91, the old
+// 1 x 4 with a whole chunk expanded (spilling) at 78-91. Benchmark:
 //   bench_matmul --benchmark_filter='prefill128/int(4|2)/.*/avx2'
 #include <immintrin.h>
 
@@ -66,20 +70,17 @@ void quantize_acts(const float* x, int64_t n_tok, int64_t n_in, int64_t block, i
 
 // ---- int4 / int2, group-wise affine ----
 
-// The 64 weights of row chunk p as bytes: weights 0..31 in *lo, 32..63 in *hi.
+// Weights 32 h .. 32 h + 31 of the 64 of row chunk p, as bytes.
 template <int Bits>
-inline void expand_chunk8(const uint8_t* p, __m256i* lo, __m256i* hi) {
+inline __m256i expand_half8(const uint8_t* p, int h) {
   if constexpr (Bits == 4) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const __m256i m = _mm256_set1_epi8(0x0f);
-    *lo = _mm256_and_si256(v, m);
-    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+    return _mm256_and_si256(h == 0 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
   } else {
-    // Fields 0 and 1 (weights 0..15, 16..31) in the two halves of *lo, fields 2 and 3 in *hi.
+    // Field f of byte k is weight 16 f + k: fields 2h and 2h + 1 in the two 128-bit halves.
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m256i m = _mm256_set1_epi8(0x03);
-    *lo = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 2), 1), m);
-    *hi = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_srli_epi16(v, 4)), _mm_srli_epi16(v, 6), 1), m);
+    const __m128i lo = h == 0 ? v : _mm_srli_epi16(v, 4);
+    return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_srli_epi16(lo, 2), 1), _mm256_set1_epi8(0x03));
   }
 }
 
@@ -93,7 +94,7 @@ struct BitsAct8Kernel {
   float* y;
 
   // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
-  // int16 sums: GCC 12 copies a loop-carried accumulator between registers at every step.
+  // int16 sums.
   template <int R, int T, int NC>
   void tile_blocks(int64_t o, int64_t t0) const {
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
@@ -102,36 +103,48 @@ struct BitsAct8Kernel {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    float shift_sum[R][T] = {};
+    // The shift terms (add_shift_terms) of the tile's tokens in the lanes of one vector per row:
+    // a multiply-add per row and group instead of one per row, token and group (17% of the
+    // kernel's time on Qwen2-0.5B's shapes).
+    static_assert(T <= kGroupSumPad);
+    __m256 shift_sum[R];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) shift_sum[r] = _mm256_setzero_ps();
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
       __m256i sum16[R][T];  // at most 4 * 3810 per lane (int4, block 128)
-      QLLM_UNROLL for (int c = 0; c < NC; ++c) {
-        __m256i lo[R], hi[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) expand_chunk8<Bits>(wp + r * rb + c * kChunkBytes, &lo[r], &hi[r]);
+      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) sum16[r][t] = _mm256_setzero_si256();
+      // The 64 weights of a chunk in two halves of 32 (expand_half8), each meeting every token
+      // of the tile: 2 registers per row instead of 4, so nothing spills.
+      QLLM_UNROLL for (int c = 0; c < NC; ++c) QLLM_UNROLL for (int h = 0; h < 2; ++h) {
+        __m256i wv[R];
+        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_half8<Bits>(wp + r * rb + c * kChunkBytes, h);
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const int8_t* xq = a.q + (t0 + t) * a.stride + (b * NC + c) * 64;
-          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-          QLLM_UNROLL for (int r = 0; r < R; ++r) {
-            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], x0), _mm256_maddubs_epi16(hi[r], x1));
-            sum16[r][t] = c == 0 ? p : _mm256_add_epi16(sum16[r][t], p);
-          }
+          const int8_t* xq = a.q + (t0 + t) * a.stride + (b * NC + c) * 64 + h * 32;
+          __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          if constexpr (R > 1) asm("" : "+x"(x));  // one load per token, not one per row
+          QLLM_UNROLL for (int r = 0; r < R; ++r) sum16[r][t] = add_in_place_epi16(sum16[r][t], _mm256_maddubs_epi16(wv[r], x));
         }
       }
+      __m256 ws[R];
+      QLLM_UNROLL for (int r = 0; r < R; ++r) ws[r] = _mm256_set1_ps(w.scale[(o + r) * gpr + g]);
       QLLM_UNROLL for (int t = 0; t < T; ++t) {
-        const float d = a.lane_scale[(t0 + t) * ls_stride + b * NC * 16];
+        const __m256 d = _mm256_set1_ps(a.lane_scale[(t0 + t) * ls_stride + b * NC * 16]);
         QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones)), s, acc[r][t]);
+          const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones));
+          acc[r][t] = _mm256_fmadd_ps(sum, _mm256_mul_ps(ws[r], d), acc[r][t]);
         }
       }
       if ((in_group += 64 * NC) == gp) {
-        add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+        const __m256 xs = _mm256_loadu_ps(a.group_sum_t + g * a.group_sum_stride + t0);
+        QLLM_UNROLL for (int r = 0; r < R; ++r)
+          shift_sum[r] = _mm256_fmadd_ps(_mm256_set1_ps(w.shift[(o + r) * gpr + g]), xs, shift_sum[r]);
         in_group = 0, ++g;
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
+    QLLM_UNROLL for (int r = 0; r < R; ++r) {
+      alignas(32) float shift[8];
+      _mm256_store_ps(shift, shift_sum[r]);
+      QLLM_UNROLL for (int t = 0; t < T; ++t) y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift[t];
+    }
   }
 
   template <int R, int T>
@@ -146,7 +159,7 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
                int64_t ob, int64_t oe) {
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsAct8Kernel<Bits> k{w, a, geo, y};
-  tile_rows<1, 4>(k, n_tok, ob, oe);
+  tile_rows<1, 6>(k, n_tok, ob, oe);
 }
 
 }  // namespace

@@ -24,13 +24,13 @@
 // (rows_bits_f32 below).
 //
 // Variants: R rows x T tokens register tiles (tiling.h), 2 x 4 for prompts (2 x 2 for
-// Int4GroupBlockKernel, 9% faster there); for decode 4 x 1 (int8) and 2 x 1 (int4/int2, 4-8%
-// faster than 4 x 1 once the sums stay chains).
+// Int4GroupBlockKernel, 9% faster there); for decode 4 x 1 or 1 x 1 (int8, by row length, see
+// rows_int8_fine) and 2 x 1 (int4/int2, 4-8% faster than 4 x 1 once the sums stay chains; 1 x 1
+// lost 15-20% on Zen 3).
 // Benchmark: bench_matmul --benchmark_filter='(decode|prefill128)/int.*/avx2'.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/prepare.h"
@@ -73,23 +73,19 @@ struct Int8Fine16Kernel {
   const QuantizedActs& a;
   float* y;
 
-  // dot[r] += the products of 32 weights of each row (rows[r][0..32)) with q16 from i on.
-  // keep_chain (avx2_util.h): with it, prompts (2 x 4 tiles) ran 6-7% faster on Zen 1, decode
-  // the same.
+  // dot[r][t] += the products of 16 weights of each row (rows[r][0..16)) with q16 from i on.
+  // Steps of 16 keep a 2 x 4 tile's live vectors at 12 (8 sums, 2 rows, one token's q16, one
+  // product); with steps of 32, and sums that GCC was free to copy (add_in_place, avx2_util.h),
+  // it kept most sums on the stack. Prompts: 65 -> 78-86 GOP/s on one Zen 3 core.
   template <int R, int T>
-  static void step32(const int8_t* const* rows, const int16_t* const* xt, int64_t i, __m256i (*dot)[T]) {
-    __m256i w0[R], w1[R];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) {
-      w0[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r])));
-      w1[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + 16)));
-    }
+  static void step16(const int8_t* const* rows, const int16_t* const* xt, int64_t i, __m256i (*dot)[T]) {
+    __m256i wv[R];
+    QLLM_UNROLL for (int r = 0; r < R; ++r)
+      wv[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r])));
     QLLM_UNROLL for (int t = 0; t < T; ++t) {
-      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i));
-      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i + 16));
-      QLLM_UNROLL for (int r = 0; r < R; ++r) {
-        dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_add_epi32(_mm256_madd_epi16(w0[r], x0), _mm256_madd_epi16(w1[r], x1)));
-        keep_chain(dot[r][t]);
-      }
+      __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt[t] + i));
+      if constexpr (R > 1) asm("" : "+x"(x));  // one load per token, not one per row
+      QLLM_UNROLL for (int r = 0; r < R; ++r) dot[r][t] = add_in_place_epi32(dot[r][t], _mm256_madd_epi16(wv[r], x));
     }
   }
 
@@ -101,35 +97,46 @@ struct Int8Fine16Kernel {
     const int16_t* xt[T];
     QLLM_UNROLL for (int t = 0; t < T; ++t) xt[t] = a.q16 + (t0 + t) * a.stride16;
     const int8_t* rows[R];
-    __m256 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    // The f32 sums are touched once per block: they live in memory, so that the registers hold
+    // the block's int32 sums.
+    alignas(32) float acc[R][T][8];  // zeroed by vector stores: `= {}` became a slow rep stosq
+    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) _mm256_store_ps(acc[r][t], _mm256_setzero_ps());
     for (int64_t b = 0; b < n_blocks; ++b) {
       __m256i dot[R][T];
       QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) dot[r][t] = _mm256_setzero_si256();
       const int64_t end = std::min((b + 1) * block, n_in);
       int64_t i = b * block;
       for (; i + 64 <= end; i += 64) {
-        prefetch.at(i);
-        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i;
-        step32<R, T>(rows, xt, i, dot);
-        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] += 32;
-        step32<R, T>(rows, xt, i + 32, dot);
-      }
-      for (; i < end; i += 32) {  // the last columns of a row: q16 is zero past n_in
-        alignas(32) int8_t tail[R][32] = {};
-        QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          std::memcpy(tail[r], base + r * n_in + i, static_cast<std::size_t>(std::min<int64_t>(32, end - i)));
-          rows[r] = tail[r];
+        // Prompts read each tile T times, from L2 after the first: prefetching 16 KiB ahead into
+        // L1 there only evicted the token block's activations (prompts +3-8% without, Zen 3).
+        if constexpr (T == 1) prefetch.at(i);
+        QLLM_UNROLL for (int k = 0; k < 64; k += 16) {
+          QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i + k;
+          step16<R, T>(rows, xt, i + k, dot);
         }
-        step32<R, T>(rows, xt, i, dot);
+      }
+      for (; i + 16 <= end; i += 16) {
+        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i;
+        step16<R, T>(rows, xt, i, dot);
+      }
+      if (i < end) {
+        // The last n_in % 16 columns, in scalar code: copying them to a zero-padded buffer
+        // took a memcpy call, whose clobbers made GCC keep every sum in memory in the loops above.
+        QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
+          int32_t s = 0;
+          for (int64_t k = i; k < end; ++k) s += base[r * n_in + k] * xt[t][k];
+          dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_setr_epi32(s, 0, 0, 0, 0, 0, 0, 0));
+        }
       }
       QLLM_UNROLL for (int t = 0; t < T; ++t) {
         const __m256 d = _mm256_set1_ps(a.d16[(t0 + t) * n_blocks + b]);
-        QLLM_UNROLL for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), d, acc[r][t]);
+        QLLM_UNROLL for (int r = 0; r < R; ++r)
+          _mm256_store_ps(acc[r][t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), d, _mm256_load_ps(acc[r][t])));
       }
+      asm("" : "+m"(acc));  // keeps acc in memory: GCC would otherwise hold it in registers
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(acc[r][t]);
+      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(_mm256_load_ps(acc[r][t]));
   }
 };
 
@@ -357,7 +364,12 @@ void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int
 void rows_int8_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
                     int64_t ob, int64_t oe) {
   const Int8Fine16Kernel k{w, a, y};
-  if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
+  // Decode: rows of up to 2 KiB one at a time, as one stream. 4-row tiles of them read 4 streams
+  // 1-2 KiB apart, which the prefetchers followed less well: on 2 Zen 3 cores, 4864x896 and
+  // 896x896 read 23.1-23.3 and 20.7-21.2 GB/s in 4-row tiles, 24.8-26.1 and 24.0-25.2 one row
+  // at a time; 896x4864 (4.75 KiB rows) lost 8% one row at a time.
+  if (n_tok == 1 && w.n_in <= 2048) tile_rows<1, 1>(k, n_tok, ob, oe);
+  else if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
 
