@@ -48,7 +48,9 @@ int run(const Opts& o) {
   t.push_back({"logits", DType::F32, {n, cfg.n_vocab}, [&](std::span<std::byte> dst) {
                  std::memcpy(dst.data(), logits, dst.size());
                }});
-  write_safetensors(o.out, std::move(t), {{{"format", "pt"}}});
+  WriteOptions opts;
+  opts.metadata = {{"format", "pt"}};
+  write_safetensors(o.out, std::move(t), opts);
   return 0;
 }
 

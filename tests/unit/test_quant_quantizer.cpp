@@ -75,8 +75,9 @@ TEST(QuantQuantizer, ZeroRowsGiveZeroScaleAndNoNaN) {
     auto r = run(w, 2, 256, s);
     EXPECT_EQ(r.scale[0], 0.0f) << qtype_name(q);
     EXPECT_TRUE(std::isfinite(r.err.sum_sq_err)) << qtype_name(q);
-    if (!qtype_info(q).affine)
+    if (!qtype_info(q).affine) {
       for (int i = 0; i < 256; ++i) ASSERT_EQ(r.data[i], 0) << qtype_name(q);
+    }
   }
 }
 

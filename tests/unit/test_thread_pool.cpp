@@ -40,7 +40,9 @@ TEST(ThreadPool, ChunksRespectAlignment) {
   for (auto [b, e] : chunks) {
     if (b < 0) continue;
     EXPECT_EQ(b % 16, 0);
-    if (e != 100) EXPECT_EQ(e % 16, 0);
+    if (e != 100) {
+      EXPECT_EQ(e % 16, 0);
+    }
     covered += e - b;
   }
   EXPECT_EQ(covered, 100);
@@ -61,7 +63,9 @@ TEST(ThreadPool, SeveralChunksPerThreadAreAlignedAndDisjoint) {
   for (auto [b, e] : chunks) {
     EXPECT_EQ(b, next);
     EXPECT_EQ(b % 16, 0);
-    if (e != 1000) EXPECT_EQ(e % 16, 0);
+    if (e != 1000) {
+      EXPECT_EQ(e % 16, 0);
+    }
     next = e;
   }
   EXPECT_EQ(next, 1000);
