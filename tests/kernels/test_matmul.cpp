@@ -52,7 +52,9 @@ struct Shape {
 // Per-row groups (64, 172: not a multiple of 32), G = 32, 64, 96, 128.
 const Shape kShapes[] = {{64, 64}, {172, 172}, {256, 32}, {256, 64}, {288, 96}, {384, 128}, {896, 128}};
 const int64_t kRows[] = {1, 7, 33, 257};
-const int64_t kTokens[] = {1, 3, 17};
+// Token counts leave every kind of partial register tile: 1 and 3 alone, 13 and 17 after whole
+// tiles of 4, 6 or 8 tokens.
+const int64_t kTokens[] = {1, 3, 13, 17};
 
 // A random QTensor in the on-disk layout (owned bytes, random scales and shifts).
 QTensor random_tensor(QType q, bool transposed, int64_t n_out, int64_t n_in, int64_t group_size,

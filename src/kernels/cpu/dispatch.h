@@ -44,8 +44,9 @@ Isa active_isa_kind();
 // Its name, for reports: "scalar", "avx2" or "avx512".
 const char* active_isa();
 
-// Zeros after the tokens in QuantizedActs::group_sum_t: a vector of 8 may start at any token.
-inline constexpr int64_t kGroupSumPad = 8;
+// Zeros after the tokens in QuantizedActs' transposed arrays: a vector of 8 may start at any
+// token.
+inline constexpr int64_t kTokenPad = 8;
 
 // Activations quantized to int8 once per matmul call, shared by all threads. Every token row
 // is padded with zeros to `stride` (a multiple of 64 and of the block) so kernels read whole
@@ -58,10 +59,11 @@ struct QuantizedActs {
   const float* lane_scale = nullptr;  // [n_tok, stride / 4]: d of the block holding i = 4*lane
   const float* offset = nullptr;      // [n_tok]: 128 * sum_b d[t, b] * sum_{i in b} q[t, i]
   const float* group_sum = nullptr;   // [n_tok, n_in / G]: exact sums of x over weight groups
-  // With int8 q: group_sum transposed, [n_in / G, group_sum_stride], tokens contiguous and
-  // zero from n_tok to n_tok + kGroupSumPad.
-  const float* group_sum_t = nullptr;
-  int64_t group_sum_stride = 0;
+  // With int8 q and affine weights, for kernels that take several tokens in one vector:
+  // tokens contiguous, zero from n_tok to n_tok + kTokenPad (token_stride_t).
+  const float* group_sum_t = nullptr;    // [n_in / G, token_stride_t]: group_sum transposed
+  const float* block_scale_t = nullptr;  // [stride / B, token_stride_t]: d[t, b] transposed
+  int64_t token_stride_t = 0;
   int64_t block8 = 0;                 // B: elements per int8 scale (act8_block)
 
   // int16 activations of the AVX2 and AVX-512 fine kernels (quantize_acts16); block16 == 0

@@ -20,7 +20,7 @@ namespace {
 struct ActsBuffer {
   std::vector<int8_t> q;
   std::vector<int16_t> q16;
-  std::vector<float> lane_scale, offset, group_sum, group_sum_t, d16;
+  std::vector<float> lane_scale, offset, group_sum, group_sum_t, block_scale_t, d16;
 };
 
 template <typename V>
@@ -99,16 +99,24 @@ QuantizedActs prepare_acts(const KernelTable& kt, const QTensor& w, const float*
   if (n_tok >= kParallelActsMinTokens) pool.parallel_for(n_tok, rows);
   else rows(0, n_tok);
   if (affine && quantize) {
-    // Transposed, for kernels that take the shift terms of a group for several tokens at once.
-    const int64_t stride = n_tok + kGroupSumPad;
-    grow(buf.group_sum_t, static_cast<std::size_t>(gpr * stride));
-    float* gt = buf.group_sum_t.data();
+    // Transposed, for kernels that take the shift terms and block scales of several tokens at
+    // once.
+    const int64_t ts = n_tok + kTokenPad, n_blocks = a.stride / a.block8;
+    grow(buf.group_sum_t, static_cast<std::size_t>(gpr * ts));
+    grow(buf.block_scale_t, static_cast<std::size_t>(n_blocks * ts));
+    float *gt = buf.group_sum_t.data(), *dt = buf.block_scale_t.data();
     for (int64_t g = 0; g < gpr; ++g) {
-      for (int64_t t = 0; t < n_tok; ++t) gt[g * stride + t] = group_sum[t * gpr + g];
-      std::fill_n(gt + g * stride + n_tok, kGroupSumPad, 0.0f);
+      for (int64_t t = 0; t < n_tok; ++t) gt[g * ts + t] = group_sum[t * gpr + g];
+      std::fill_n(gt + g * ts + n_tok, kTokenPad, 0.0f);
+    }
+    const int64_t lanes = a.stride / 4, lanes_per_block = a.block8 / 4;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      for (int64_t t = 0; t < n_tok; ++t) dt[b * ts + t] = lane_scale[t * lanes + b * lanes_per_block];
+      std::fill_n(dt + b * ts + n_tok, kTokenPad, 0.0f);
     }
     a.group_sum_t = gt;
-    a.group_sum_stride = stride;
+    a.block_scale_t = dt;
+    a.token_stride_t = ts;
   }
   return a;
 }

@@ -97,54 +97,66 @@ struct BitsAct8Kernel {
   // int16 sums.
   template <int R, int T, int NC>
   void tile_blocks(int64_t o, int64_t t0) const {
+    static_assert(R == 1, "one row: its T int16 sums and the folds fill the registers");
+    constexpr int J = (T + 3) / 4;  // folds of 4 tokens
     const int64_t gpr = geo.groups_per_row, gp = geo.group_padded, rb = geo.row_bytes;
-    const int64_t n_blocks = a.stride / (64 * NC), ls_stride = a.stride / 4;
+    const int64_t n_blocks = a.stride / (64 * NC), ts = a.token_stride_t, xs = a.stride;
     const uint8_t* wp = reinterpret_cast<const uint8_t*>(w.data) + o * rb;  // the block being read
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[R][T];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    // The shift terms (add_shift_terms) of the tile's tokens in the lanes of one vector per row:
-    // a multiply-add per row and group instead of one per row, token and group (17% of the
-    // kernel's time on Qwen2-0.5B's shapes).
-    static_assert(T <= kGroupSumPad);
-    __m256 shift_sum[R];
-    QLLM_UNROLL for (int r = 0; r < R; ++r) shift_sum[r] = _mm256_setzero_ps();
+    // acc[j]: tokens 4j .. 4j + 3 of the tile in lanes 0-3, again in lanes 4-7 (the two 128-bit
+    // halves of the row's sums, added at the end).
+    __m256 acc[J];
+    QLLM_UNROLL for (int j = 0; j < J; ++j) acc[j] = _mm256_setzero_ps();
+    // The shift terms (add_shift_terms) of the tile's tokens in the lanes of one vector: a
+    // multiply-add per group instead of one per token and group (17% of the kernel's time on
+    // Qwen2-0.5B's shapes).
+    static_assert(T <= kTokenPad);
+    __m256 shift_sum = _mm256_setzero_ps();
     for (int64_t b = 0, g = 0, in_group = 0; b < n_blocks; ++b, wp += NC * kChunkBytes) {
-      __m256i sum16[R][T];  // at most 4 * 3810 per lane (int4, block 128)
-      QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) sum16[r][t] = _mm256_setzero_si256();
+      __m256i sum16[T];  // at most 4 * 3810 per lane (int4, block 128)
+      QLLM_UNROLL for (int t = 0; t < T; ++t) sum16[t] = _mm256_setzero_si256();
       // The 64 weights of a chunk in two halves of 32 (expand_half8), each meeting every token
-      // of the tile: 2 registers per row instead of 4, so nothing spills.
+      // of the tile: 2 registers instead of 4, so nothing spills.
       QLLM_UNROLL for (int c = 0; c < NC; ++c) QLLM_UNROLL for (int h = 0; h < 2; ++h) {
-        __m256i wv[R];
-        QLLM_UNROLL for (int r = 0; r < R; ++r) wv[r] = expand_half8<Bits>(wp + r * rb + c * kChunkBytes, h);
+        const __m256i wv = expand_half8<Bits>(wp + c * kChunkBytes, h);
+        // Tokens 0-3 and 4-7 of the tile from two pointers that GCC may not derive from one
+        // another: otherwise it keeps one pointer or offset per token, on the stack, at one more
+        // load per vpmaddubsw. Token t is then read at x[t / 4] + (t % 4) * stride.
+        const int8_t* x[2] = {a.q + t0 * xs + (b * NC + c) * 64 + h * 32};
+        x[1] = x[0] + 4 * xs;
+        asm("" : "+r"(x[0]), "+r"(x[1]));
         QLLM_UNROLL for (int t = 0; t < T; ++t) {
-          const int8_t* xq = a.q + (t0 + t) * a.stride + (b * NC + c) * 64 + h * 32;
-          __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-          if constexpr (R > 1) asm("" : "+x"(x));  // one load per token, not one per row
-          QLLM_UNROLL for (int r = 0; r < R; ++r) sum16[r][t] = add_in_place_epi16(sum16[r][t], _mm256_maddubs_epi16(wv[r], x));
+          const int8_t* xq = x[t / 4] + (t % 4) * xs;
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          sum16[t] = add_in_place_epi16(sum16[t], _mm256_maddubs_epi16(wv, xv));
         }
       }
-      __m256 ws[R];
-      QLLM_UNROLL for (int r = 0; r < R; ++r) ws[r] = _mm256_set1_ps(w.scale[(o + r) * gpr + g]);
-      QLLM_UNROLL for (int t = 0; t < T; ++t) {
-        const __m256 d = _mm256_set1_ps(a.lane_scale[(t0 + t) * ls_stride + b * NC * 16]);
-        QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(sum16[r][t], ones));
-          acc[r][t] = _mm256_fmadd_ps(sum, _mm256_mul_ps(ws[r], d), acc[r][t]);
-        }
+      // Fold 4 tokens' sums into one vector before scaling: pairs of lanes added in int16 (at
+      // most 2 * 4 * 3810 < 2^15), widened, and added again, lane k of token t landing in lane
+      // t of its 128-bit half. One widening, conversion and FMA per 4 tokens instead of per
+      // token: these compete with vpmaddubsw for the multiply pipes.
+      const __m256 ws = _mm256_set1_ps(w.scale[o * gpr + g]);
+      QLLM_UNROLL for (int j = 0; j < J; ++j) {
+        const __m256i zero = _mm256_setzero_si256();
+        const auto s = [&](int k) { return 4 * j + k < T ? sum16[4 * j + k] : zero; };
+        const __m256i p01 = _mm256_madd_epi16(_mm256_hadd_epi16(s(0), s(1)), ones);
+        const __m256i p23 = _mm256_madd_epi16(_mm256_hadd_epi16(s(2), s(3)), ones);
+        const __m256 d = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(a.block_scale_t + b * ts + t0 + 4 * j));
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p01, p23)), _mm256_mul_ps(ws, d), acc[j]);
       }
       if ((in_group += 64 * NC) == gp) {
-        const __m256 xs = _mm256_loadu_ps(a.group_sum_t + g * a.group_sum_stride + t0);
-        QLLM_UNROLL for (int r = 0; r < R; ++r)
-          shift_sum[r] = _mm256_fmadd_ps(_mm256_set1_ps(w.shift[(o + r) * gpr + g]), xs, shift_sum[r]);
+        const __m256 xs = _mm256_loadu_ps(a.group_sum_t + g * ts + t0);
+        shift_sum = _mm256_fmadd_ps(_mm256_set1_ps(w.shift[o * gpr + g]), xs, shift_sum);
         in_group = 0, ++g;
       }
     }
-    QLLM_UNROLL for (int r = 0; r < R; ++r) {
-      alignas(32) float shift[8];
-      _mm256_store_ps(shift, shift_sum[r]);
-      QLLM_UNROLL for (int t = 0; t < T; ++t) y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift[t];
+    alignas(32) float out[8];
+    QLLM_UNROLL for (int j = 0; j < J; ++j) {
+      const __m128 shift = j == 0 ? _mm256_castps256_ps128(shift_sum) : _mm256_extractf128_ps(shift_sum, 1);
+      const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+      _mm_store_ps(out + 4 * j, _mm_sub_ps(sum, shift));
     }
+    QLLM_UNROLL for (int t = 0; t < T; ++t) y[(t0 + t) * w.n_out + o] = out[t];
   }
 
   template <int R, int T>
@@ -159,7 +171,7 @@ void rows_bits(const QTensor& w, const float*, const QuantizedActs& a, int64_t n
                int64_t ob, int64_t oe) {
   const ChunkGeometry geo = chunk_geometry(w);
   const BitsAct8Kernel<Bits> k{w, a, geo, y};
-  tile_rows<1, 6>(k, n_tok, ob, oe);
+  tile_rows<1, 8>(k, n_tok, ob, oe);
 }
 
 }  // namespace
