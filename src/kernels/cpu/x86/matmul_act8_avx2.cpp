@@ -18,10 +18,13 @@
 // Weights: RowChunked (prepare.h) with full chunks only (act16_block(w) > 0), so weight i of a
 // row sits at byte i * Bits / 8. int4: a chunk's 32 bytes hold weights k (low nibbles) and
 // 32 + k (high nibbles); int2: its 16 bytes hold weight 16 f + k in field f.
-// Variants: 1 row x 6 tokens register tiles (tiling.h): 6 int16 and 6 f32 sums, one expanded
-// half chunk and a product fill 14 of the 16 registers. On one Zen 3 core, alternating runs:
-// 1 x 6 ran int4 prompts at 101-113 GOP/s, 2 x 4 with the f32 sums in memory at 82-91, the old
-// 1 x 4 with a whole chunk expanded (spilling) at 78-91. Benchmark:
+// Variants: 1 row x 8 tokens register tiles (tiling.h): 8 int16 sums, 2 f32 sums of 4 tokens
+// each (the fold, in tile_blocks), the shift sums, one expanded half chunk and a product fill 13
+// of the 16 registers. On one Zen 3 core, alternating runs, best of 4 (GOP/s): the fold in
+// 1 x 8 tiles ran int4 prompts at 136-155 on Qwen2-0.5B's and GPT-2's shapes, 1 x 6 tiles that
+// scaled each token's sums on their own at 92-109. Before those, 2 x 4 tiles with the f32 sums
+// in memory ran at 82-91 and 1 x 4 with a whole chunk expanded (spilling) at 78-91.
+// Benchmark:
 //   bench_matmul --benchmark_filter='prefill128/int(4|2)/.*/avx2'
 #include <immintrin.h>
 
