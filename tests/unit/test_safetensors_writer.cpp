@@ -29,6 +29,16 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
+// WriteOptions set by name: a designated initializer that leaves members out draws GCC's
+// -Wmissing-field-initializers.
+WriteOptions options(std::map<std::string, std::string> metadata, uint64_t max_shard_bytes = 0) {
+  WriteOptions o;
+  o.metadata = std::move(metadata);
+  o.max_shard_bytes = max_shard_bytes;
+  return o;
+}
+WriteOptions sharded_at(uint64_t max_shard_bytes) { return options({}, max_shard_bytes); }
+
 // A writer entry that copies a tensor of an open file.
 TensorToWrite copy_of(const TensorRef& t) {
   return {t.name(), t.dtype(), t.shape(),
@@ -100,7 +110,7 @@ TEST(SafetensorsWriter, RewriteOfPythonFileIsByteIdentical) {
     // Reverse the input order: the layout must not depend on it.
     for (auto it = f.tensors().rbegin(); it != f.tensors().rend(); ++it)
       ts.push_back(copy_of(f.ref(*it)));
-    write_safetensors(out, std::move(ts), {.metadata = f.metadata()});
+    write_safetensors(out, std::move(ts), options(f.metadata()));
   }
   const std::string a = slurp(src), b = slurp(out);
   EXPECT_EQ(a.size(), b.size());
@@ -116,7 +126,7 @@ TEST(SafetensorsWriter, ShardedRewriteMatchesHuggingfaceHubSplit) {
     std::vector<TensorToWrite> ts;
     for (const auto& n : kPythonOrder) ts.push_back(copy_of(f.ref(*f.find(n))));
     written = write_model_weights(out, std::move(ts),
-                                  {.metadata = {{"format", "pt"}}, .max_shard_bytes = 64});
+                                  options({{"format", "pt"}}, 64));
   }
   std::vector<std::string> names;
   for (const auto& p : written) names.push_back(p.filename().string());
@@ -141,7 +151,7 @@ TEST(SafetensorsWriter, ShardingFollowsHuggingfaceHubExample) {
   std::vector<TensorToWrite> ts;
   const int64_t sizes[] = {6, 6, 2, 6, 2, 2};
   for (int i = 0; i < 6; ++i) ts.push_back(u8_entry("t" + std::to_string(i), sizes[i]));
-  auto files = write_model_weights(out, std::move(ts), {.max_shard_bytes = 10});
+  auto files = write_model_weights(out, std::move(ts), sharded_at(10));
   ASSERT_EQ(files.size(), 4u);  // 3 shards + index
   auto set = TensorSet::open(out);
   auto shard_of = [&](const char* n) { return set.get(n).file->filename().string(); };
@@ -157,7 +167,7 @@ TEST(SafetensorsWriter, ShardingFollowsHuggingfaceHubExample) {
 TEST(SafetensorsWriter, OversizedTensorGetsItsOwnShard) {
   const fs::path out = test::temp_dir("stw-big");
   std::vector<TensorToWrite> ts{u8_entry("a", 3), u8_entry("big", 20), u8_entry("c", 3)};
-  write_model_weights(out, std::move(ts), {.max_shard_bytes = 10});
+  write_model_weights(out, std::move(ts), sharded_at(10));
   auto set = TensorSet::open(out);
   EXPECT_EQ(set.get("big").file->filename(), "model-00001-of-00002.safetensors");
   EXPECT_EQ(set.get("a").file->filename(), "model-00002-of-00002.safetensors");
@@ -167,7 +177,7 @@ TEST(SafetensorsWriter, OversizedTensorGetsItsOwnShard) {
 
 TEST(SafetensorsWriter, UnshardedDirectoryReplacesStaleShards) {
   const fs::path out = test::temp_dir("stw-stale");
-  write_model_weights(out, {u8_entry("a", 8), u8_entry("b", 8)}, {.max_shard_bytes = 8});
+  write_model_weights(out, {u8_entry("a", 8), u8_entry("b", 8)}, sharded_at(8));
   ASSERT_TRUE(fs::exists(out / "model.safetensors.index.json"));
   auto files = write_model_weights(out, {u8_entry("a", 8), u8_entry("b", 8)}, {});
   EXPECT_EQ(files, std::vector<fs::path>{out / "model.safetensors"});
@@ -179,7 +189,7 @@ TEST(SafetensorsWriter, UnshardedDirectoryReplacesStaleShards) {
 // transformers' from_pretrained takes model.safetensors when a directory also holds an index.
 TEST(SafetensorsWriter, DirectoryWithBothLayoutsReadsTheSingleFile) {
   const fs::path out = test::temp_dir("stw-both");
-  write_model_weights(out, {u8_entry("a", 8), u8_entry("b", 8)}, {.max_shard_bytes = 8});
+  write_model_weights(out, {u8_entry("a", 8), u8_entry("b", 8)}, sharded_at(8));
   write_safetensors(out / "model.safetensors", {u8_entry("only", 2)});
   auto set = TensorSet::open(out);
   ASSERT_EQ(set.all().size(), 1u);
