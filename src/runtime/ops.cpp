@@ -7,39 +7,52 @@
 
 namespace qllm::ops {
 
-// The library is built for baseline x86-64; the activation loop is cloned for AVX-512 and AVX2
-// too, and the loader picks the clone this CPU runs (ifunc). Attention: attend.cpp.
+// The library is built for baseline x86-64; the norms and the activation loop are cloned for
+// AVX-512 and AVX2 too, and the loader picks the clone this CPU runs (ifunc). Attention:
+// attend.cpp.
 #if defined(__x86_64__)
 #define QLLM_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define QLLM_SIMD_CLONES
 #endif
 
-void layer_norm(const float* x, const NormWeights& n, int64_t dim, float eps, float* out) {
+namespace {
+
+// sum_i f(x[i]) in double, in 8 interleaved partial sums that the compiler keeps in vectors: one
+// running sum is a chain of dependent adds, 4 cycles each (a LayerNorm of 768 took 1.75 us).
+template <class F>
+[[gnu::always_inline]] inline double sum_double(const float* x, int64_t n, F f) {
+  double lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += f(static_cast<double>(x[i + k]));
+  for (; i < n; ++i) lane[i % 8] += f(static_cast<double>(x[i]));
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+}  // namespace
+
+QLLM_SIMD_CLONES void layer_norm(const float* x, const NormWeights& n, int64_t dim, float eps, float* out) {
   // Accumulate in double: the mean and variance then equal torch's to float rounding.
-  double sum = 0.0;
-  for (int64_t i = 0; i < dim; ++i) sum += x[i];
-  const double mean = sum / static_cast<double>(dim);
-  double var = 0.0;
-  for (int64_t i = 0; i < dim; ++i) {
-    const double d = x[i] - mean;
-    var += d * d;
-  }
-  var /= static_cast<double>(dim);
+  const double mean = sum_double(x, dim, [](double v) { return v; }) / static_cast<double>(dim);
+  const double var = sum_double(x, dim, [mean](double v) { return (v - mean) * (v - mean); }) / static_cast<double>(dim);
   const auto inv = static_cast<float>(1.0 / std::sqrt(var + eps));
   const auto m = static_cast<float>(mean);
-  for (int64_t i = 0; i < dim; ++i) {
-    float y = (x[i] - m) * inv * n.w[i];
-    out[i] = n.b.empty() ? y : y + n.b[i];
+  const float* w = n.w.data();
+  if (n.b.empty()) {
+    for (int64_t i = 0; i < dim; ++i) out[i] = (x[i] - m) * inv * w[i];
+  } else {
+    const float* b = n.b.data();
+    for (int64_t i = 0; i < dim; ++i) out[i] = (x[i] - m) * inv * w[i] + b[i];
   }
 }
 
-void rms_norm(const float* x, const NormWeights& n, int64_t dim, float eps, float* out) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(x[i]) * x[i];
+QLLM_SIMD_CLONES void rms_norm(const float* x, const NormWeights& n, int64_t dim, float eps, float* out) {
+  const double ss = sum_double(x, dim, [](double v) { return v * v; });
   const auto inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
   // HF multiplies the normalized value (in float32) by the weight.
-  for (int64_t i = 0; i < dim; ++i) out[i] = n.w[i] * (x[i] * inv);
+  const float* w = n.w.data();
+  for (int64_t i = 0; i < dim; ++i) out[i] = w[i] * (x[i] * inv);
 }
 
 namespace {
@@ -61,9 +74,11 @@ inline float act_one(Activation act, float x) {
   return x;
 }
 
-// One loop per activation and form, so the switch is outside and each loop vectorizes.
+// One loop per activation and form, so the switch is outside and each loop vectorizes. Inlined
+// into each clone of activate_any: called, it was built for baseline x86-64 only (SSE, 2.7 ns an
+// element for GELU on Zen 3).
 template <Activation A>
-void activate_as(float* x, const float* up, int64_t n) {
+[[gnu::always_inline]] inline void activate_as(float* x, const float* up, int64_t n) {
   if (up == nullptr) {
     for (int64_t i = 0; i < n; ++i) x[i] = act_one(A, x[i]);
   } else {
