@@ -137,6 +137,16 @@ struct ActsKey {
   bool operator==(const ActsKey&) const = default;
 };
 
+// y[t, o] += bias[o] for rows [lo, hi) of every token, by the thread that computed them, while
+// they are in its cache: added after the matmul on the calling thread, it was serial work in
+// every biased linear (GPT-2's) that grew with the prompt.
+void add_bias_rows(const MatmulOut& out, int64_t n_tok, int64_t lo, int64_t hi) {
+  if (out.bias == nullptr) return;
+  const int64_t n_out = out.w->n_out;
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t o = lo; o < hi; ++o) out.y[t * n_out + o] += out.bias[o];
+}
+
 ActsKey acts_key(const KernelTable& kt, const QTensor& w, bool quantized) {
   ActsKey k;
   k.used = kt.uses_acts[static_cast<int>(w.qtype)];
@@ -171,7 +181,10 @@ void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t 
     for (const MatmulOut& o : outs) {
       const QTensor& w = *o.w;
       if (!kernel_accepts(kt, w)) {
-        pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) { ref::matmul_rows(w, x, n_tok, o.y, b, e); }, kRowAlign);
+        pool.parallel_for(w.n_out, [&](int64_t b, int64_t e) {
+          ref::matmul_rows(w, x, n_tok, o.y, b, e);
+          add_bias_rows(o, n_tok, b, e);
+        }, kRowAlign);
       } else {
         matmul_same_input(std::span(&o, 1), x, n_tok, pool, kt, policy);
       }
@@ -187,7 +200,10 @@ void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t 
     for (int j = 0; j < n; ++j) {
       const int64_t lo = std::max(b, first_row[j]) - first_row[j];
       const int64_t hi = std::min(e, first_row[j] + outs[j].w->n_out) - first_row[j];
-      if (lo < hi) fns[j](*outs[j].w, x, acts, n_tok, outs[j].y, lo, hi);
+      if (lo < hi) {
+        fns[j](*outs[j].w, x, acts, n_tok, outs[j].y, lo, hi);
+        add_bias_rows(outs[j], n_tok, lo, hi);
+      }
     }
   }, kRowAlign, chunks);
 }
@@ -208,26 +224,21 @@ void matmul(const QTensor& w, const float* x, int64_t n_tok, float* y, ThreadPoo
 
 namespace {
 
-void add_bias(const Linear& l, int64_t n_tok, float* y) {
-  if (l.bias.empty()) return;
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t o = 0; o < l.w.n_out; ++o) y[t * l.w.n_out + o] += l.bias[o];
-}
+const float* bias_of(const Linear& l) { return l.bias.empty() ? nullptr : l.bias.data(); }
 
 }  // namespace
 
 void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  matmul(l.w, x, n_tok, y, pool);
-  add_bias(l, n_tok, y);
+  const MatmulOut out{&l.w, y, bias_of(l)};
+  matmul_same_input(std::span(&out, 1), x, n_tok, pool, active_kernels(), act_quant_policy());
 }
 
 void linear_same_input(std::span<const LinearOut> outs, const float* x, int64_t n_tok, ThreadPool& pool) {
   MatmulOut mo[kMaxSameInput];
   if (outs.size() > static_cast<std::size_t>(kMaxSameInput))
     fail_usage("linear_same_input: {} outputs, at most {}", outs.size(), kMaxSameInput);
-  for (std::size_t j = 0; j < outs.size(); ++j) mo[j] = {&outs[j].l->w, outs[j].y};
+  for (std::size_t j = 0; j < outs.size(); ++j) mo[j] = {&outs[j].l->w, outs[j].y, bias_of(*outs[j].l)};
   matmul_same_input(std::span(mo, outs.size()), x, n_tok, pool, active_kernels(), act_quant_policy());
-  for (const LinearOut& o : outs) add_bias(*o.l, n_tok, o.y);
 }
 
 }  // namespace qllm

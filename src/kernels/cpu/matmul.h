@@ -42,7 +42,8 @@ void linear(const Linear& l, const float* x, int64_t n_tok, float* y, ThreadPool
 inline constexpr int kMaxSameInput = 4;
 struct MatmulOut {
   const QTensor* w = nullptr;
-  float* y = nullptr;  // [n_tok, w->n_out]
+  float* y = nullptr;            // [n_tok, w->n_out]
+  const float* bias = nullptr;   // [w->n_out], added to every token's row; null: none
 };
 void matmul_same_input(std::span<const MatmulOut> outs, const float* x, int64_t n_tok, ThreadPool& pool,
                        const KernelTable& kernels, ActQuant policy);
