@@ -78,7 +78,7 @@ const std::filesystem::path& Tokenizer::path() const {
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   std::string key(token);
   if (auto it = d_->added_ids.find(key); it != d_->added_ids.end()) return it->second;
-  if (auto it = d_->bpe.vocab.find(key); it != d_->bpe.vocab.end()) return it->second;
+  if (const int32_t id = d_->bpe.vocab.find(key); id >= 0) return id;
   return std::nullopt;
 }
 

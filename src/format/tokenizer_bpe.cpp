@@ -32,13 +32,12 @@ void initial_symbols(const BpeModel& m, std::string_view word, std::vector<Symbo
     if (n > 0) syms[n - 1].next = n;
   };
   bool last_unk = false;
-  std::string ch;
   for (std::size_t i = 0; i < word.size();) {
     std::size_t b = i;
     utf8::next(word, i);
-    ch.assign(word.substr(b, i - b));
-    if (auto it = m.vocab.find(ch); it != m.vocab.end()) {
-      push(it->second);
+    const std::string_view ch = word.substr(b, i - b);
+    if (const int32_t id = m.vocab.find(ch); id >= 0) {
+      push(id);
       last_unk = false;
       continue;
     }
@@ -63,8 +62,8 @@ void merge_word(const BpeModel& m, std::vector<Symbol>& syms) {
   auto consider = [&](int32_t pos) {
     int32_t nx = syms[pos].next;
     if (nx < 0) return;
-    auto it = m.merges.find(BpeModel::key(syms[pos].id, syms[nx].id));
-    if (it != m.merges.end()) heap.push({it->second.rank, pos, syms[pos].id, syms[nx].id});
+    if (const MergeTable::Merge* mg = m.merges.find(syms[pos].id, syms[nx].id))
+      heap.push({mg->rank, pos, syms[pos].id, syms[nx].id});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) consider(i);
   while (!heap.empty()) {
@@ -75,7 +74,7 @@ void merge_word(const BpeModel& m, std::vector<Symbol>& syms) {
     if (!left.alive || left.id != c.left_id || left.next < 0 || syms[left.next].id != c.right_id)
       continue;
     int32_t r = left.next;
-    left.id = m.merges.at(BpeModel::key(c.left_id, c.right_id)).id;
+    left.id = m.merges.find(c.left_id, c.right_id)->id;
     left.next = syms[r].next;
     syms[r].alive = false;
     if (left.next >= 0) syms[left.next].prev = c.pos;
@@ -105,8 +104,8 @@ void BpeCache::put(std::string_view word, const std::vector<int32_t>& ids) const
 void bpe_encode(const TokenizerData& d, std::string_view word, std::vector<int32_t>& out) {
   const BpeModel& m = d.bpe;
   if (m.ignore_merges) {
-    if (auto it = m.vocab.find(std::string(word)); it != m.vocab.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = m.vocab.find(word); id >= 0) {
+      out.push_back(id);
       return;
     }
   }

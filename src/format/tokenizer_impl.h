@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "format/bpe_tables.h"
 #include "format/tokenizer_regex.h"
 
 namespace qllm {
@@ -73,20 +74,13 @@ struct StringHash {
 
 // The BPE model: vocabulary plus merges keyed by the ids of the pair.
 struct BpeModel {
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;
-  struct Merge {
-    int32_t rank, id;
-  };
-  std::unordered_map<uint64_t, Merge> merges;  // (left id << 32 | right id) -> rank, result
+  Vocab vocab;
+  MergeTable merges;
   std::optional<int32_t> unk_id;
   bool fuse_unk = false;
   bool byte_fallback = false;
   bool ignore_merges = false;           // a word that is itself in the vocabulary is one token
   std::array<int32_t, 256> byte_ids{};  // ids of <0xNN>, -1 where absent
-
-  static uint64_t key(int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-  }
 };
 
 // Words repeat a lot in real text, so their ids are remembered. Bounded; cleared when full.

@@ -285,39 +285,75 @@ void read_post_processor(const Reader& r, const json& j, const TokenizerData& d,
   }
 }
 
-void add_merge(TokenizerData& d, const fs::path& path, std::string_view a, std::string_view b,
-               std::size_t rank) {
-  std::string ab;
-  ab.reserve(a.size() + b.size());
-  ab.append(a).append(b);
-  auto ia = d.bpe.vocab.find(a);
-  auto ib = d.bpe.vocab.find(b);
-  auto im = d.bpe.vocab.find(ab);
-  if (ia == d.bpe.vocab.end() || ib == d.bpe.vocab.end() || im == d.bpe.vocab.end())
-    fail(path, "merge {} ('{} {}') uses a token that is not in the vocabulary", rank, a, b);
-  // The first listing of a pair wins, as in the reference implementation.
-  d.bpe.merges.try_emplace(BpeModel::key(ia->second, ib->second),
-                           BpeModel::Merge{static_cast<int32_t>(rank), im->second});
-}
+// Adds merges in ranks 0, 1, ... in blocks: the three vocabulary lookups of each merge (a, b and
+// a + b) run for a whole block at once (Vocab::find_all), and the table inserts prefetch ahead.
+// One merge at a time, each lookup and insert waited on a cache miss: Qwen2's 151k merges took
+// most of its tokenizer's load time.
+class MergeBuilder {
+ public:
+  MergeBuilder(TokenizerData& d, const fs::path& path) : d_(d), path_(path) {}
+  void add(std::string_view a, std::string_view b) {
+    pending_.push_back({text_.size(), a.size(), b.size()});
+    text_.append(a).append(b);  // a, b and a + b in one
+    if (pending_.size() == kBlock) flush();
+  }
+  // Adds the merges still pending. Call once after the last add().
+  void flush() {
+    views_.clear();
+    for (const Pending& p : pending_) {
+      const std::string_view ab(text_.data() + p.offset, p.size_a + p.size_b);
+      views_.insert(views_.end(), {ab.substr(0, p.size_a), ab.substr(p.size_a), ab});
+    }
+    ids_.resize(views_.size());
+    d_.bpe.vocab.find_all(views_, ids_);
+    for (std::size_t k = 0; k < pending_.size(); ++k) {
+      const int32_t* id = &ids_[3 * k];
+      if (id[0] < 0 || id[1] < 0 || id[2] < 0)
+        fail(path_, "merge {} ('{} {}') uses a token that is not in the vocabulary", rank_ + k,
+             views_[3 * k], views_[3 * k + 1]);
+    }
+    constexpr std::size_t kAhead = 16;
+    for (std::size_t k = 0; k < pending_.size(); ++k) {
+      if (k + kAhead < pending_.size()) d_.bpe.merges.prefetch(ids_[3 * (k + kAhead)], ids_[3 * (k + kAhead) + 1]);
+      d_.bpe.merges.insert(ids_[3 * k], ids_[3 * k + 1], {static_cast<int32_t>(rank_ + k), ids_[3 * k + 2]});
+    }
+    rank_ += pending_.size();
+    pending_.clear();
+    text_.clear();
+  }
 
-void add_vocab_entry(const Reader& r, TokenizerData& d, std::string token, const json& id) {
+ private:
+  static constexpr std::size_t kBlock = 1024;
+  struct Pending {
+    std::size_t offset, size_a, size_b;  // in text_
+  };
+  TokenizerData& d_;
+  const fs::path& path_;
+  std::vector<Pending> pending_;
+  std::string text_;
+  std::vector<std::string_view> views_;  // a, b, a + b of each pending merge
+  std::vector<int32_t> ids_;
+  std::size_t rank_ = 0;
+};
+
+void add_vocab_entry(const Reader& r, TokenizerData& d, std::string_view token, const json& id) {
   // There are 100k+ entries: build the error context only for a bad one.
   int64_t n = id.is_number_integer() ? id.get<int64_t>() : -1;
-  int32_t v =
-      n >= 0 && n < kMaxVocab ? static_cast<int32_t>(n) : r.id(id, "vocab entry '" + token + "'");
-  auto [it, fresh] = d.bpe.vocab.try_emplace(std::move(token), v);
-  if (!fresh) fail(r.path, "vocab: duplicate token '{}'", it->first);
+  int32_t v = n >= 0 && n < kMaxVocab ? static_cast<int32_t>(n)
+                                      : r.id(id, "vocab entry '" + std::string(token) + "'");
+  if (!d.bpe.vocab.insert(token, v)) fail(r.path, "vocab: duplicate token '{}'", token);
 }
 
 void read_vocab(const Reader& r, const json& vocab, TokenizerData& d) {
   r.obj(vocab, "model vocab");
-  d.bpe.vocab.reserve(vocab.size());
+  d.bpe.vocab.reserve(vocab.size(), 0);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) add_vocab_entry(r, d, it.key(), *it);
 }
 
 // model.merges, highest priority first, as streamed by parse_tokenizer_json.
 void read_merges(const Reader& r, const RawBpe& raw, TokenizerData& d) {
   d.bpe.merges.reserve(raw.merges.size());
+  MergeBuilder merges(d, r.path);
   for (std::size_t i = 0; i < raw.merges.size(); ++i) {
     const auto& e = raw.merges[i];
     std::string_view a = e.a(raw.merge_text), b = e.b(raw.merge_text);
@@ -329,8 +365,9 @@ void read_merges(const Reader& r, const RawBpe& raw, TokenizerData& d) {
     } else if (e.kind == RawBpe::Merge::Kind::Bad) {
       fail(r.path, "merge {} is neither 'a b' nor [a, b]", i);
     }
-    add_merge(d, r.path, a, b, i);
+    merges.add(a, b);
   }
+  merges.flush();
 }
 
 // `raw` holds the vocab and merges when they had the right JSON type; otherwise they are in `m`.
@@ -338,8 +375,15 @@ void read_model(const Reader& r, const json& m, RawBpe& raw, TokenizerData& d) {
   std::string t = r.type(m, "model");
   if (t != "BPE") fail(r.path, "model type '{}' is not supported (supported: BPE)", t);
   if (raw.has_vocab) {
-    d.bpe.vocab.reserve(raw.vocab.size());
-    for (auto& [token, id] : raw.vocab) add_vocab_entry(r, d, std::move(token), id);
+    std::size_t bytes = 0;
+    for (const auto& [token, id] : raw.vocab) bytes += token.size();
+    d.bpe.vocab.reserve(raw.vocab.size(), bytes);
+    // Each insert's slot is prefetched some tokens ahead, as in MergeBuilder.
+    constexpr std::size_t kAhead = 16;
+    for (std::size_t k = 0; k < raw.vocab.size(); ++k) {
+      if (k + kAhead < raw.vocab.size()) d.bpe.vocab.prefetch(raw.vocab[k + kAhead].first);
+      add_vocab_entry(r, d, raw.vocab[k].first, raw.vocab[k].second);
+    }
   } else {
     auto vocab = m.find("vocab");
     if (vocab == m.end()) fail(r.path, "model: missing 'vocab'");
@@ -358,10 +402,9 @@ void read_model(const Reader& r, const json& m, RawBpe& raw, TokenizerData& d) {
   auto unk = m.find("unk_token");
   if (unk != m.end() && !unk->is_null()) {
     if (!unk->is_string()) fail(r.path, "model: 'unk_token' must be a string");
-    auto it = d.bpe.vocab.find(unk->get<std::string>());
-    if (it == d.bpe.vocab.end())
-      fail(r.path, "model: unk_token '{}' is not in the vocabulary", unk->get<std::string>());
-    d.bpe.unk_id = it->second;
+    const int32_t id = d.bpe.vocab.find(unk->get<std::string>());
+    if (id < 0) fail(r.path, "model: unk_token '{}' is not in the vocabulary", unk->get<std::string>());
+    d.bpe.unk_id = id;
   }
   d.bpe.fuse_unk = r.flag(m, "fuse_unk", false);
   d.bpe.byte_fallback = r.flag(m, "byte_fallback", false);
@@ -396,7 +439,7 @@ std::optional<std::string> config_token(const Reader& r, const json& cfg, const 
 // Sorts out ids, specials and the added-token index once all sources are read.
 void finish(TokenizerData& d) {
   int64_t n = 0;
-  for (const auto& [tok, id] : d.bpe.vocab) n = std::max<int64_t>(n, id + 1);
+  d.bpe.vocab.for_each([&](std::string_view, int32_t id) { n = std::max<int64_t>(n, id + 1); });
   for (const auto& a : d.added) n = std::max<int64_t>(n, a.id + 1);
   // Ids index arrays of n_vocab entries: a lone huge id must not make them huge.
   std::size_t entries = d.bpe.vocab.size() + d.added.size();
@@ -406,7 +449,7 @@ void finish(TokenizerData& d) {
   d.added_ids.clear();
   for (auto& v : d.added_by_first) v.clear();
   d.special.assign(static_cast<std::size_t>(n), 0);
-  for (const auto& [tok, id] : d.bpe.vocab) d.id_to_token[id] = tok;
+  d.bpe.vocab.for_each([&](std::string_view tok, int32_t id) { d.id_to_token[id] = tok; });
   // Later entries with the same content win, as in the reference.
   for (const auto& a : d.added) {
     d.id_to_token[a.id] = a.content;
@@ -419,16 +462,12 @@ void finish(TokenizerData& d) {
     std::stable_sort(v.begin(), v.end(), [&](uint32_t x, uint32_t y) {
       return d.added[x].content.size() > d.added[y].content.size();
     });
-  d.bpe.byte_ids.fill(-1);
-  for (int b = 0; b < 256; ++b) {
-    auto it = d.bpe.vocab.find(fmt::format("<0x{:02X}>", b));
-    if (it != d.bpe.vocab.end()) d.bpe.byte_ids[b] = it->second;
-  }
+  for (int b = 0; b < 256; ++b) d.bpe.byte_ids[b] = d.bpe.vocab.find(fmt::format("<0x{:02X}>", b));  // -1: absent
 }
 
 std::optional<int32_t> lookup(const TokenizerData& d, const std::string& tok) {
   if (auto it = d.added_ids.find(tok); it != d.added_ids.end()) return it->second;
-  if (auto it = d.bpe.vocab.find(tok); it != d.bpe.vocab.end()) return it->second;
+  if (const int32_t id = d.bpe.vocab.find(tok); id >= 0) return id;
   return std::nullopt;
 }
 
@@ -463,13 +502,13 @@ void read_config(TokenizerData& d, bool from_tokenizer_json) {
     for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
       auto tok = config_token(r, cfg, key);
       if (!tok || tok->empty()) continue;
-      auto it = d.bpe.vocab.find(*tok);
+      const int32_t id = d.bpe.vocab.find(*tok);
       bool known = std::any_of(d.added.begin(), d.added.end(),
                                [&](const AddedToken& a) { return a.content == *tok; });
-      if (it != d.bpe.vocab.end() && !known) {
+      if (id >= 0 && !known) {
         AddedToken t;
         t.content = *tok;
-        t.id = it->second;
+        t.id = id;
         t.special = true;
         d.added.push_back(std::move(t));
       }
@@ -546,7 +585,8 @@ void load_from_vocab_merges(TokenizerData& d, const fs::path& merges_path) {
   read_vocab(r, vocab, d);
   std::istringstream in(read_file(merges_path));
   std::string line;
-  std::size_t rank = 0, line_no = 0;
+  std::size_t line_no = 0;
+  MergeBuilder merges(d, merges_path);
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -554,12 +594,12 @@ void load_from_vocab_merges(TokenizerData& d, const fs::path& merges_path) {
     auto sp = line.find(' ', 1);
     if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
       fail(merges_path, "line {}: expected 'a b', got '{}'", line_no, line);
-    add_merge(d, merges_path, std::string_view(line).substr(0, sp),
-              std::string_view(line).substr(sp + 1), rank++);
+    merges.add(std::string_view(line).substr(0, sp), std::string_view(line).substr(sp + 1));
   }
+  merges.flush();
   // GPT-2's own tokenizer treats its one control token as special.
-  if (auto it = d.bpe.vocab.find("<|endoftext|>"); it != d.bpe.vocab.end())
-    d.added.push_back({"<|endoftext|>", it->second, true});
+  if (const int32_t id = d.bpe.vocab.find("<|endoftext|>"); id >= 0)
+    d.added.push_back({"<|endoftext|>", id, true});
   // GPT-2's original setup: byte-level BPE with its own regex, no normalizer.
   PreTokenizer p{};
   p.kind = PreTokenizer::Kind::ByteLevel;
