@@ -203,7 +203,7 @@ void quantize_acts_scalar(const float* x, int64_t n_tok, int64_t n_in, int64_t b
 }
 
 int64_t act16_block(const QTensor& w) {
-  if (w.qtype == QType::QInt8) return 128;
+  if (w.qtype == QType::QInt8) return 256;
   if (w.qtype != QType::QInt4 && w.qtype != QType::QInt2) return 0;
   // A row of one group (G == n_in, quanto's per-row grouping) is padded to whole chunks
   // (prepare.h), so any block dividing the padded length stays inside the group.

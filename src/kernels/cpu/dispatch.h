@@ -15,7 +15,7 @@
 //   rows_fine  fine activations: for decode and short prompts, whose error should be that of
 //              the weights, which is what weight-only formats such as optimum-quanto's
 //              ("activations": "none") promise. The scalar kernels keep x in f32. The AVX2 and
-//              AVX-512 ones round x to int16 per block of 64 or 128 (quantize_acts16) and take
+//              AVX-512 ones round x to int16 per block (fine16_block) and take
 //              vpmaddwd / vpdpwssd products: the added error is at most absmax/65534 per element
 //              (2^-8 of int8's, below bf16's rounding of x), and a decode step is not bound by
 //              widening weights to f32. Group sizes without an int16 block keep f32 x.
@@ -69,7 +69,7 @@ struct QuantizedActs {
   // int16 activations of the AVX2 and AVX-512 fine kernels (quantize_acts16); block16 == 0
   // when x stays f32. x[t, i] ~= d16[t, i / block16] * q16[t, i], d16 = absmax / 32767 of the
   // block.
-  int64_t block16 = 0;            // fine16_block: 64 or 128, or a group of G % 64 == 32
+  int64_t block16 = 0;            // fine16_block: 64, 128 or 256, or a group of G % 64 == 32
   int64_t stride16 = 0;           // n_in rounded up to block16; q16 is zero past n_in
   const int16_t* q16 = nullptr;   // [n_tok, stride16]
   const float* d16 = nullptr;     // [n_tok, stride16 / block16]
@@ -166,10 +166,14 @@ bool kernel_accepts(const KernelTable& table, const QTensor& w);
 // act16_block(w) (see act8_in_act16_blocks; 0: no block fits).
 int64_t act8_block(const KernelTable& table, const QTensor& w);
 
-// Elements per int16 activation scale for w's fine kernel: 128 for int8; for int4/int2 the
+// Elements per int16 activation scale for w's fine kernel: 256 for int8; for int4/int2 the
 // largest of 128 and 64 that divides the group size (for a row of one group: its length padded
 // to whole chunks), so no block straddles two groups; 0 for other group sizes (and types),
 // whose fine kernels read f32 x.
+// int8 takes 256: each block ends in a conversion and an FMA per register sum, which at 128
+// were a sixth of the AVX2 prompt kernel's instructions (GPT-2's shapes: 70-80 -> 90-98 GOP/s
+// at best on one Zen 3 core). Its added error, absmax/65534 of the block, stays far below the
+// int8 weights' own.
 int64_t act16_block(const QTensor& w);
 
 // Elements per int16 activation scale of `table`'s fine kernel for w: act16_block(w), else the

@@ -1,12 +1,12 @@
 // AVX-512 fine-activation kernels for int8/int4/int2 (dispatch.h: decode and short prompts).
 //
-// Activations are rounded to int16 per block of 64 or 128 (quantize_acts16) and multiplied with
+// Activations are rounded to int16 per block of act16_block(w) (quantize_acts16) and multiplied with
 // `vpdpwssd` (s16 x s16, 2 products summed per int32 lane): widening a weight to int16 is one
 // instruction per 32 weights, where widening to f32 costs two per 16, which made the f32 form
 // compute-bound at about 60% of the memory bandwidth. The added error is at most absmax/65534
 // of the block per element. A block never straddles a weight group (act16_block), so its int32
 // sums are scaled once: by d16 of the block, times the row scale (int8) or the group scale
-// (int4/int2). int32 cannot overflow: per block a lane sums at most 8 products of |w| <= 128
+// (int4/int2). int32 cannot overflow: per block a lane sums at most 16 products of |w| <= 128
 // (int8) or 64 of |w| <= 15 (int4/int2) and |q| <= 32767.
 //
 // int4/int2 weights with an int16 block are in the Interleaved16 layout (prepare.h), whose
