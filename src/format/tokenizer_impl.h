@@ -5,7 +5,6 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,12 +63,6 @@ struct DecoderStep {
   std::string a, b;                 // Replace a -> b; Strip/Metaspace: the character (a)
   std::size_t start = 0, stop = 0;  // Strip: how many copies of `a` to cut at each end
   bool prepend = true;              // Metaspace: the encoder prepended `a`, so drop it from token 0
-};
-
-// Lets a std::string-keyed map be searched with a string_view, without building a string.
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 // The BPE model: vocabulary plus merges keyed by the ids of the pair.

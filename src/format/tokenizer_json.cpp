@@ -462,7 +462,8 @@ void finish(TokenizerData& d) {
     std::stable_sort(v.begin(), v.end(), [&](uint32_t x, uint32_t y) {
       return d.added[x].content.size() > d.added[y].content.size();
     });
-  for (int b = 0; b < 256; ++b) d.bpe.byte_ids[b] = d.bpe.vocab.find(fmt::format("<0x{:02X}>", b));  // -1: absent
+  // -1 where the vocabulary has no <0xNN> token.
+  for (int b = 0; b < 256; ++b) d.bpe.byte_ids[b] = d.bpe.vocab.find(fmt::format("<0x{:02X}>", b));
 }
 
 std::optional<int32_t> lookup(const TokenizerData& d, const std::string& tok) {
