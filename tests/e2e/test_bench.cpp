@@ -33,6 +33,10 @@ TEST(BenchCli, Stories260KJson) {
   EXPECT_GT(j["memory_bandwidth_bytes_per_s"].get<double>(), 0.0);
   EXPECT_NEAR(j["tg_fraction_of_bandwidth_bound"].get<double>(),
               j["tg"]["tokens_per_s"].get<double>() / j["tg_bandwidth_bound_tokens_per_s"].get<double>(), 1e-9);
+  // The checkpoint's 1 MiB fits in any last-level cache sysfs reports.
+  if (j["last_level_cache_bytes"].get<double>() > 0) {
+    EXPECT_TRUE(j["bytes_per_token_fit_in_cache"]);
+  }
   // Everything the runs touched stays resident: at least the whole file, which decode reads.
   EXPECT_GE(j["peak_rss_bytes"].get<double>(), j["model_file_bytes"].get<double>());
 }
