@@ -100,12 +100,13 @@ int run(const Opts& o) {
   std::printf("\n| test  |            t/s |\n|-------|----------------|\n");
   if (o.n_prompt > 0) std::printf("| pp%-3lld | %7.2f ± %5.2f |\n", static_cast<long long>(o.n_prompt), pp.mean(), pp.stddev());
   if (o.n_gen > 0) std::printf("| tg%-3lld | %7.2f ± %5.2f |\n", static_cast<long long>(o.n_gen), tg.mean(), tg.stddev());
-  if (o.n_gen > 0)
+  if (o.n_gen > 0) {
     std::printf("\ngeneration reads %.2f MiB per token: bound %.1f t/s at %.1f GB/s; reached %.0f%%\n",
                 bytes_per_token / 1048576.0, bound_tps, bw / 1e9, 100.0 * tg.mean() / bound_tps);
-  if (o.n_gen > 0 && fits_in_cache)
-    std::printf("note: %.2f MiB fit in the %.0f MiB last-level cache: reads may hit it and pass the bound\n",
-                bytes_per_token / 1048576.0, static_cast<double>(llc) / 1048576.0);
+    if (fits_in_cache)
+      std::printf("note: %.2f MiB fit in the %.0f MiB last-level cache: reads may hit it and pass the bound\n",
+                  bytes_per_token / 1048576.0, static_cast<double>(llc) / 1048576.0);
+  }
   return 0;
 }
 
