@@ -1,5 +1,6 @@
 // Kernel microbenchmarks: matmul per QType and shape (decode n_tok = 1, prefill n_tok = 128),
-// this machine's streaming read bandwidth, and the cost of an empty parallel_for.
+// this machine's streaming read bandwidth, the peak rate of the integer kernels' multiply, and
+// the cost of an empty parallel_for.
 //
 // Decode runs cycle through enough copies of the weights to exceed the last-level cache, so
 // GB/s is what a whole-model decode sees (weights from DRAM), not a cache-resident figure.
@@ -8,6 +9,9 @@
 // instead (for a machine shared with other work, run with QLLM_THREADS=1). Run e.g.
 //   bench_matmul --benchmark_filter='decode/int8' --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -148,6 +152,69 @@ void BM_MemoryReadBandwidth(benchmark::State& state) {
   state.counters["GB/s"] = gbs;
 }
 
+// The peak rate of the multiply the int8/int4/int2 kernels with int16 activations are built on
+// (int16 pairs summed into int32 lanes): independent chains of it on every pool thread, enough
+// of them to cover its latency. GOP/s counts two per product, as the matmul counters do, so a
+// kernel's GOP/s over this is the share of the multiplier it uses: the roof its GB/s would
+// meet if multiplies were all it did. On one Zen 3 core `vpmaddwd` ran at two per cycle.
+#if defined(__x86_64__)
+// Every loop over the chains is unrolled, so that they live in registers.
+constexpr int kMaddChains = 12;
+__attribute__((target("avx2"))) int64_t madd_chains_avx2(int64_t iters) {
+  __m256i c[kMaddChains];
+  const __m256i b = _mm256_set1_epi16(3);
+#pragma GCC unroll 16
+  for (int k = 0; k < kMaddChains; ++k) c[k] = _mm256_set1_epi16(static_cast<int16_t>(k));
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int k = 0; k < kMaddChains; ++k) {
+      c[k] = _mm256_madd_epi16(c[k], b);
+      asm volatile("" : "+x"(c[k]));  // one multiply per chain and step, none merged or hoisted
+    }
+  __m256i t = c[0];
+#pragma GCC unroll 16
+  for (int k = 1; k < kMaddChains; ++k) t = _mm256_add_epi32(t, c[k]);
+  return _mm256_extract_epi32(t, 0);
+}
+__attribute__((target("avx512f,avx512vnni"))) int64_t madd_chains_avx512(int64_t iters) {
+  __m512i c[kMaddChains];
+  const __m512i a = _mm512_set1_epi16(5), b = _mm512_set1_epi16(3);
+#pragma GCC unroll 16
+  for (int k = 0; k < kMaddChains; ++k) c[k] = _mm512_set1_epi32(k);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int k = 0; k < kMaddChains; ++k) {
+      c[k] = _mm512_dpwssd_epi32(c[k], a, b);
+      asm volatile("" : "+v"(c[k]));
+    }
+  int64_t sum = 0;
+  alignas(64) int32_t lanes[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < kMaddChains; ++k) {
+    _mm512_store_si512(lanes, c[k]);
+    sum += lanes[k % 16];
+  }
+  return sum;
+}
+
+void run_peak_madd(benchmark::State& state, Isa isa) {
+  if (!isa_supported(isa)) {
+    state.SkipWithError("ISA not supported on this CPU");
+    return;
+  }
+  constexpr int64_t kIters = 1 << 16;
+  const int64_t products_per_op = isa == Isa::Avx512 ? 32 : 16;
+  std::vector<int64_t> sinks(static_cast<std::size_t>(pool().size()) * 8);
+  for (auto _ : state)
+    pool().for_each_thread([&](int t) {
+      sinks[static_cast<std::size_t>(t) * 8] += isa == Isa::Avx512 ? madd_chains_avx512(kIters) : madd_chains_avx2(kIters);
+    });
+  benchmark::DoNotOptimize(sinks.data());
+  const double products = static_cast<double>(state.iterations()) * pool().size() * kIters * kMaddChains * products_per_op;
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * products / 1e9, benchmark::Counter::kIsRate);
+}
+#endif
+
 // Overhead of one parallel_for with no work: the fixed cost every matmul call pays.
 void BM_EmptyParallelFor(benchmark::State& state) {
   for (auto _ : state) pool().parallel_for(1024, [](int64_t, int64_t) {}, 16);
@@ -175,6 +242,12 @@ int register_all() {
   auto* bw = benchmark::RegisterBenchmark("membw/read", BM_MemoryReadBandwidth)->Unit(benchmark::kMillisecond);
   if (real) bw->UseRealTime();
   benchmark::RegisterBenchmark("pool/empty_parallel_for", BM_EmptyParallelFor)->UseRealTime();
+#if defined(__x86_64__)
+  for (Isa isa : {Isa::Avx512, Isa::Avx2}) {
+    const std::string name = std::string("peak/int16_madd/") + isa_name(isa);
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_peak_madd(st, isa); })->UseRealTime();
+  }
+#endif
   for (QType q : {QType::QInt4, QType::QInt2})
     for (const auto& s : kShapes) {
       if (s.n_out > 100000) continue;

@@ -9,17 +9,17 @@
 
 namespace qllm {
 
-double SpeedStats::mean() const {
-  if (tokens_per_s.empty()) return 0;
-  return std::accumulate(tokens_per_s.begin(), tokens_per_s.end(), 0.0) / tokens_per_s.size();
+double mean(std::span<const double> v) {
+  if (v.empty()) return 0;
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
 }
 
-double SpeedStats::stddev() const {
-  if (tokens_per_s.size() < 2) return 0;
-  const double m = mean();
+double stddev(std::span<const double> v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
   double s = 0;
-  for (double v : tokens_per_s) s += (v - m) * (v - m);
-  return std::sqrt(s / (tokens_per_s.size() - 1));
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
 }
 
 DecodeTraffic decode_traffic(const Model& model) {
@@ -65,18 +65,20 @@ SpeedStats bench_prompt(const Model& model, int64_t n_prompt, int reps) {
   return st;
 }
 
-SpeedStats bench_generate(const Model& model, int64_t n_gen, int reps) {
+SpeedStats bench_generate(const Model& model, int64_t n_gen, int reps, const std::function<void()>& between_runs) {
   Session s(model, n_gen);
   const auto ids = random_ids(n_gen, model.config().n_vocab);
   s.forward(std::span(ids.data(), 1), false);  // warm-up
   SpeedStats st;
   st.n_tokens = n_gen;
   for (int r = 0; r < reps; ++r) {
+    if (between_runs) between_runs();
     s.reset();
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n_gen; ++i) s.forward(std::span(ids.data() + i, 1), false);
     st.tokens_per_s.push_back(n_gen / seconds_since(t0));
   }
+  if (between_runs) between_runs();
   return st;
 }
 

@@ -4,17 +4,23 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "runtime/model.h"
 
 namespace qllm {
 
+// Mean and sample standard deviation (0 for fewer than two values).
+double mean(std::span<const double> v);
+double stddev(std::span<const double> v);
+
 struct SpeedStats {
   int64_t n_tokens = 0;
   std::vector<double> tokens_per_s;  // one per repetition
-  double mean() const;
-  double stddev() const;
+  double mean() const { return qllm::mean(tokens_per_s); }
+  double stddev() const { return qllm::stddev(tokens_per_s); }
 };
 
 // Bytes of weights a single decode step reads: every matrix (quantized data and scales) and one
@@ -26,6 +32,10 @@ struct DecodeTraffic {
 DecodeTraffic decode_traffic(const Model& model);
 
 SpeedStats bench_prompt(const Model& model, int64_t n_prompt, int reps);
-SpeedStats bench_generate(const Model& model, int64_t n_gen, int reps);
+// between_runs, if set, is called after the warm-up token, between the runs and after the last
+// (reps + 1 times, untimed): `qllm bench` measures the memory bandwidth there, beside the runs
+// it bounds.
+SpeedStats bench_generate(const Model& model, int64_t n_gen, int reps,
+                          const std::function<void()>& between_runs = {});
 
 }  // namespace qllm

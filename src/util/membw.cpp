@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "util/cpu_cache.h"
+
 namespace qllm {
 namespace {
 
@@ -51,27 +53,44 @@ uint64_t sum_words(const uint64_t* p, int64_t n) {
 
 }  // namespace
 
-double measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int reps) {
-  constexpr int64_t kChunk = 4096;  // words; chunks are whole multiples, as sum_words needs
-  const std::size_t n = bytes / sizeof(uint64_t) / kChunk * kChunk;
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+namespace {
+// Chunk of the parallel split, in words: chunks are whole multiples, as sum_words needs.
+constexpr int64_t kChunkWords = 4096;
+}  // namespace
+
+std::size_t ReadBandwidthProbe::default_bytes() {
+  return std::max(std::size_t{512} << 20, 4 * last_level_cache_bytes());
+}
+
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, std::size_t bytes)
+    : pool_(pool),
+      n_(std::max<std::size_t>(bytes / sizeof(uint64_t) / kChunkWords, 1) * kChunkWords),
+      buf_(new uint64_t[n_]),
+      sinks_(static_cast<std::size_t>(pool.size()) * 8) {
   // Touch every page from the threads that will read it, so each pass measures reads only.
-  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i);
-  }, kChunk);
-  std::vector<uint64_t> sinks(static_cast<std::size_t>(pool.size()) * 8);
+  pool_.parallel_for(static_cast<int64_t>(n_), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) buf_[i] = static_cast<uint64_t>(i);
+  }, kChunkWords);
+}
+
+double ReadBandwidthProbe::measure(int passes) {
+  const auto n = static_cast<int64_t>(n_);
   double best = 0;
-  for (int r = 0; r < reps; ++r) {
+  for (int r = 0; r < passes; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
-      sinks[static_cast<std::size_t>(b * pool.size() / static_cast<int64_t>(n)) * 8] += sum_words(buf.get() + b, e - b);
-    }, kChunk);
+    pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+      sinks_[static_cast<std::size_t>(b * pool_.size() / n) * 8] += sum_words(buf_.get() + b, e - b);
+    }, kChunkWords);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s > 0) best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
+    if (s > 0) best = std::max(best, static_cast<double>(bytes()) / s);
   }
   volatile uint64_t keep = 0;
-  for (auto v : sinks) keep = keep + v;
+  for (auto v : sinks_) keep = keep + v;
   return best;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int reps) {
+  return ReadBandwidthProbe(pool, bytes).measure(reps);
 }
 
 }  // namespace qllm

@@ -227,6 +227,39 @@ TEST_P(MatmulVsRef, EveryQTypeAndShape) {
   }
 }
 
+// Decode over many rows: each thread's range is long enough that the kernels split it into
+// parts streamed side by side (tiling.h, tile_rows_split), with rows left over (odd counts), on
+// 2 and 3 threads.
+TEST_P(MatmulVsRef, DecodeOverLongRanges) {
+  const KernelTable* kt = kernel_table(GetParam());
+  if (kt == nullptr) GTEST_SKIP() << isa_name(GetParam()) << " not supported here";
+  std::mt19937 rng(99);
+  ThreadPool three(3);
+  for (QType q : {QType::QInt8, QType::QInt4, QType::QInt2})
+    for (const Shape& s : {Shape{896, 128}, Shape{768, 128}, Shape{2304, 128}}) {
+      const int64_t n_out = 1031;
+      QTensor w = random_tensor(q, false, n_out, s.n_in, s.group_size, rng);
+      prepare_for_kernels(w, kernel_layout(*kt, w));
+      const auto x = random_x(1, s.n_in, rng);
+      const ActRounding rounding = act_rounding(*kt, w, x, 1, false);
+      std::vector<float> y_ref(n_out), row(s.n_in);
+      ref::matmul_rows(w, x.data(), 1, y_ref.data(), 0, n_out);
+      for (ThreadPool* p : {&pool(), &three}) {
+        std::vector<float> y(n_out, NAN);
+        matmul(w, x.data(), 1, y.data(), *p, *kt, ActQuant::Never);
+        int bad = 0;
+        for (int64_t o = 0; o < n_out; ++o) {
+          ref::dequantize_row(w, o, row.data());
+          const double tol = bound(*kt, w, 1, row.data(), o, x.data(), rounding.amax.data(), rounding.divisor);
+          if (!(std::fabs(y[o] - y_ref[o]) <= tol) && bad++ < 5)
+            ADD_FAILURE() << isa_name(kt->isa) << " " << qtype_name(q) << " n_in=" << s.n_in << " threads="
+                          << p->size() << ": y[" << o << "] = " << y[o] << ", ref " << y_ref[o];
+        }
+        ASSERT_EQ(bad, 0) << "mismatches (first 5 shown)";
+      }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, MatmulVsRef, ::testing::ValuesIn(kAllIsas),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 

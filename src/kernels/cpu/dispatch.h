@@ -83,10 +83,10 @@ struct QuantizedActs {
 // rows of 768 or 896 weights on Zen 1.
 template <int R, int T>
 inline void add_shift_terms(const QTensor& w, const QuantizedActs& a, int64_t gpr, int64_t o, int64_t t0, int64_t g,
-                            float (&sums)[R][T]) {
+                            float (&sums)[R][T], int64_t row_step = 1) {
   for (int t = 0; t < T; ++t) {
     const float xs = a.group_sum[(t0 + t) * gpr + g];
-    for (int r = 0; r < R; ++r) sums[r][t] += w.shift[(o + r) * gpr + g] * xs;
+    for (int r = 0; r < R; ++r) sums[r][t] += w.shift[(o + r * row_step) * gpr + g] * xs;
   }
 }
 

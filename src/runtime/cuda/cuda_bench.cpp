@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
+#include "runtime/bench.h"
 #include "runtime/cuda/cuda_session.h"
 #include "util/error.h"
 
@@ -31,22 +31,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
-struct Stats {
-  std::vector<double> v;
-  double mean() const {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0 : s / static_cast<double>(v.size());
-  }
-  double stddev() const {
-    if (v.size() < 2) return 0;
-    const double m = mean();
-    double s = 0;
-    for (double x : v) s += (x - m) * (x - m);
-    return std::sqrt(s / static_cast<double>(v.size() - 1));
-  }
-};
 
 // Device-to-device copy bandwidth, bytes read + written per second (median of 10 copies of
 // 1 GiB), the practical ceiling of a bandwidth-bound kernel.
@@ -108,19 +92,19 @@ int run_bench(const BenchOptions& o) {
   int32_t id = s.forward_greedy({&prompt[0], 1});
   for (int i = 0; i < 4; ++i) id = s.forward_greedy({&id, 1});
 
-  Stats pp, tg;
+  SpeedStats pp, tg;
   for (int r = 0; r < o.reps; ++r) {
     s.reset();
     t0 = Clock::now();
     s.forward_greedy(prompt);
-    pp.v.push_back(static_cast<double>(o.n_prompt) / seconds_since(t0));
+    pp.tokens_per_s.push_back(static_cast<double>(o.n_prompt) / seconds_since(t0));
   }
   for (int r = 0; r < o.reps; ++r) {
     s.reset();
     id = s.forward_greedy({&prompt[0], 1});
     t0 = Clock::now();
     for (int64_t i = 0; i < o.n_gen; ++i) id = s.forward_greedy({&id, 1});
-    tg.v.push_back(static_cast<double>(o.n_gen) / seconds_since(t0));
+    tg.tokens_per_s.push_back(static_cast<double>(o.n_gen) / seconds_since(t0));
   }
   const MemoryReport mem = s.memory();
   const double bw = copy_bandwidth();
@@ -137,8 +121,8 @@ int run_bench(const BenchOptions& o) {
     j["device"] = device_description();
     j["load_seconds"] = load_s;
     j["upload_seconds"] = upload_s;
-    j["pp"] = {{"n", o.n_prompt}, {"tokens_per_s", pp.mean()}, {"stddev", pp.stddev()}, {"runs", pp.v}};
-    j["tg"] = {{"n", o.n_gen}, {"tokens_per_s", tg.mean()}, {"stddev", tg.stddev()}, {"runs", tg.v}};
+    j["pp"] = {{"n", o.n_prompt}, {"tokens_per_s", pp.mean()}, {"stddev", pp.stddev()}, {"runs", pp.tokens_per_s}};
+    j["tg"] = {{"n", o.n_gen}, {"tokens_per_s", tg.mean()}, {"stddev", tg.stddev()}, {"runs", tg.tokens_per_s}};
     j["vram"] = {{"weights", mem.weights},   {"kv_cache", mem.kv_cache},
                  {"workspace", mem.workspace}, {"host_embedding", mem.host_embedding},
                  {"bf16_equivalent", mem.bf16_equivalent}, {"device_used", mem.device_used},

@@ -24,9 +24,10 @@
 // (rows_bits_f32 below).
 //
 // Variants: R rows x T tokens register tiles (tiling.h), 2 x 4 for prompts (2 x 2 for
-// Int4GroupBlockKernel, 9% faster there); for decode 4 x 1 or 1 x 1 (int8, by row length, see
-// rows_int8_fine) and 2 x 1 (int4/int2, 4-8% faster than 4 x 1 once the sums stay chains; 1 x 1
-// lost 15-20% on Zen 3).
+// Int4GroupBlockKernel, 9% faster there); for decode 2 x 1 with its rows from two halves of the
+// range (tile_rows_split: int8 rows up to 2 KiB, see rows_int8_fine, and int4/int2, where 2 x 1
+// of consecutive rows was 4-8% faster than 4 x 1 and 1 x 1 lost 15-20% on Zen 3), and 4 x 1 for
+// longer int8 rows.
 // Benchmark: bench_matmul --benchmark_filter='(decode|prefill128)/int.*/avx2'.
 #include <immintrin.h>
 
@@ -72,6 +73,7 @@ struct Int8Fine16Kernel {
   const QTensor& w;
   const QuantizedActs& a;
   float* y;
+  int64_t row_step = 1;  // row r of the tile at o is o + r * row_step (tile_rows_split)
 
   // dot[r][t] += the products of 16 weights of each row (rows[r][0..16)) with q16 from i on.
   // Steps of 16 keep a 2 x 4 tile's live vectors at 12 (8 sums, 2 rows, one token's q16, one
@@ -93,7 +95,8 @@ struct Int8Fine16Kernel {
   void tile(int64_t o, int64_t t0) const {
     const int64_t n_in = w.n_in, block = a.block16, n_blocks = a.stride16 / block;
     const auto* base = reinterpret_cast<const int8_t*>(w.data) + o * n_in;
-    const RowPrefetch<R> prefetch(base, n_in);
+    const int64_t rs = row_step * n_in;  // bytes from one row of the tile to the next
+    const RowPrefetch<R> prefetch(base, rs);
     const int16_t* xt[T];
     QLLM_UNROLL for (int t = 0; t < T; ++t) xt[t] = a.q16 + (t0 + t) * a.stride16;
     const int8_t* rows[R];
@@ -111,12 +114,12 @@ struct Int8Fine16Kernel {
         // L1 there only evicted the token block's activations (prompts +3-8% without, Zen 3).
         if constexpr (T == 1) prefetch.at(i);
         QLLM_UNROLL for (int k = 0; k < 64; k += 16) {
-          QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i + k;
+          QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * rs + i + k;
           step16<R, T>(rows, xt, i + k, dot);
         }
       }
       for (; i + 16 <= end; i += 16) {
-        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * n_in + i;
+        QLLM_UNROLL for (int r = 0; r < R; ++r) rows[r] = base + r * rs + i;
         step16<R, T>(rows, xt, i, dot);
       }
       if (i < end) {
@@ -124,7 +127,7 @@ struct Int8Fine16Kernel {
         // took a memcpy call, whose clobbers made GCC keep every sum in memory in the loops above.
         QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) {
           int32_t s = 0;
-          for (int64_t k = i; k < end; ++k) s += base[r * n_in + k] * xt[t][k];
+          for (int64_t k = i; k < end; ++k) s += base[r * rs + k] * xt[t][k];
           dot[r][t] = _mm256_add_epi32(dot[r][t], _mm256_setr_epi32(s, 0, 0, 0, 0, 0, 0, 0));
         }
       }
@@ -136,7 +139,7 @@ struct Int8Fine16Kernel {
       asm("" : "+m"(acc));  // keeps acc in memory: GCC would otherwise hold it in registers
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = w.scale[o + r] * hsum(_mm256_load_ps(acc[r][t]));
+      y[(t0 + t) * w.n_out + o + r * row_step] = w.scale[o + r * row_step] * hsum(_mm256_load_ps(acc[r][t]));
   }
 };
 
@@ -151,6 +154,7 @@ struct BitsFine16Kernel {
   const QuantizedActs& a;
   const ChunkGeometry& geo;
   float* y;
+  int64_t row_step = 1;  // row r of the tile at o is o + r * row_step (tile_rows_split)
 
   // The chunks of a block (NC = block / 64) are a fixed, unrolled count, so no loop carries the
   // int32 sums (GCC 12 copies a loop-carried accumulator between registers at every step).
@@ -162,7 +166,8 @@ struct BitsFine16Kernel {
     const int64_t n_blocks = a.stride16 / (64 * NC);
     const uint8_t* base = reinterpret_cast<const uint8_t*>(w.data) + o * rb;
     const uint8_t* wp = base;  // the block being read
-    const RowPrefetch<R> prefetch(base, rb);
+    const int64_t rs = row_step * rb;  // bytes from one row of the tile to the next
+    const RowPrefetch<R> prefetch(base, rs);
     const __m256i mask = _mm256_set1_epi16((1 << Bits) - 1);
     __m256 acc[R][T];
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -175,7 +180,7 @@ struct BitsFine16Kernel {
         QLLM_UNROLL for (int k = 0; k < kChunkBytes; k += 16) {
           __m256i v[R];
           QLLM_UNROLL for (int r = 0; r < R; ++r)
-            v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rb + c * kChunkBytes + k)));
+            v[r] = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + r * rs + c * kChunkBytes + k)));
           QLLM_UNROLL for (int f = 0; f < kFields; ++f) {
             // Field f of byte k + j is weight f * kChunkBytes + k + j of the chunk.
             const int64_t xi = (b * NC + c) * 64 + f * kChunkBytes + k;
@@ -198,17 +203,17 @@ struct BitsFine16Kernel {
       QLLM_UNROLL for (int t = 0; t < T; ++t) {
         const float d = a.d16[(t0 + t) * n_blocks + b];
         QLLM_UNROLL for (int r = 0; r < R; ++r) {
-          const __m256 s = _mm256_set1_ps(w.scale[(o + r) * gpr + g] * d);
+          const __m256 s = _mm256_set1_ps(w.scale[(o + r * row_step) * gpr + g] * d);
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][t]), s, acc[r][t]);
         }
       }
       if ((in_group += 64 * NC) == gp) {
-        add_shift_terms(w, a, gpr, o, t0, g, shift_sum);
+        add_shift_terms(w, a, gpr, o, t0, g, shift_sum, row_step);
         in_group = 0, ++g;
       }
     }
     QLLM_UNROLL for (int r = 0; r < R; ++r) QLLM_UNROLL for (int t = 0; t < T; ++t)
-      y[(t0 + t) * w.n_out + o + r] = hsum(acc[r][t]) - shift_sum[r][t];
+      y[(t0 + t) * w.n_out + o + r * row_step] = hsum(acc[r][t]) - shift_sum[r][t];
   }
 
   template <int R, int T>
@@ -364,11 +369,13 @@ void rows_bits_f32(const QTensor& w, const float* x, const QuantizedActs& a, int
 void rows_int8_fine(const QTensor& w, const float* x, const QuantizedActs& a, int64_t n_tok, float* y,
                     int64_t ob, int64_t oe) {
   const Int8Fine16Kernel k{w, a, y};
-  // Decode: rows of up to 2 KiB one at a time, as one stream. 4-row tiles of them read 4 streams
-  // 1-2 KiB apart, which the prefetchers followed less well: on 2 Zen 3 cores, 4864x896 and
-  // 896x896 read 23.1-23.3 and 20.7-21.2 GB/s in 4-row tiles, 24.8-26.1 and 24.0-25.2 one row
-  // at a time; 896x4864 (4.75 KiB rows) lost 8% one row at a time.
-  if (n_tok == 1 && w.n_in <= 2048) tile_rows<1, 1>(k, n_tok, ob, oe);
+  // Decode over rows of up to 2 KiB: 2-row tiles from two halves of the range
+  // (tile_rows_split), two sequential streams. Tiles of consecutive rows read 2-4 streams 1-2 KiB
+  // apart, which the prefetchers followed poorly: they beat one row per tile from cache but lost
+  // to it from DRAM. Split, 4864x896 on 2 Zen 3 threads read 33-41 GB/s from cache (one row per
+  // tile: 23-25) and 16-21 from DRAM (13-18); whole-model decode in bench/README. 896x4864
+  // (4.75 KiB rows) streams well as 4 consecutive rows.
+  if (n_tok == 1 && w.n_in <= 2048) tile_rows_split<2>(k, w.n_in, ob, oe);
   else if (n_tok == 1) tile_rows<4, 1>(k, n_tok, ob, oe);
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
@@ -387,7 +394,7 @@ void rows_bits_fine(const QTensor& w, const float* x, const QuantizedActs& a, in
     }
   }
   const BitsFine16Kernel<Bits> k{w, a, geo, y};
-  if (n_tok == 1) tile_rows<2, 1>(k, n_tok, ob, oe);
+  if (n_tok == 1) tile_rows_split<2>(k, geo.row_bytes, ob, oe);  // as rows_int8_fine
   else tile_rows<2, 4>(k, n_tok, ob, oe);
 }
 

@@ -95,6 +95,23 @@ inline void tile_rows(const K& k, int64_t n_tok, int64_t o_begin, int64_t o_end)
   }
 }
 
+// Decode (one token) over short rows: R rows per tile, one from each of R equal parts of
+// [o_begin, o_end) (row o + r * part: the kernel's row_step), so that each of the tile's R
+// streams reads consecutive rows while the tile still loads the activations once for R rows.
+// Tiles of R consecutive rows 1-2 KiB long made R short, interleaved streams that the hardware
+// prefetchers followed poorly (rows_int8_fine, matmul_fine_avx2.cpp). A part must span the
+// prefetch distance, so that RowPrefetch prefetches each row on its own; smaller ranges run as
+// tiles of consecutive rows.
+template <int R, class K>
+inline void tile_rows_split(const K& k, int64_t row_bytes, int64_t o_begin, int64_t o_end) {
+  const int64_t part = (o_end - o_begin) / R;
+  if (part * row_bytes < kPrefetchDistance) return tile_rows<R, 1>(k, 1, o_begin, o_end);
+  K split = k;
+  split.row_step = part;
+  for (int64_t o = o_begin; o < o_begin + part; ++o) split.template tile<R, 1>(o, 0);
+  for (int64_t o = o_begin + R * part; o < o_end; ++o) k.template tile<1, 1>(o, 0);  // the last few
+}
+
 // For kernels whose tile<R, T> always covers the R = kTileRows rows of an Interleaved16 tile
 // (prepare.h), the last one partly padding: o_begin is a multiple of kTileRows (matmul.cpp).
 template <int TMax, class K>
