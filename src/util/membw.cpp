@@ -51,11 +51,9 @@ uint64_t sum_words(const uint64_t* p, int64_t n) {
 #endif
 }
 
-}  // namespace
-
-namespace {
 // Chunk of the parallel split, in words: chunks are whole multiples, as sum_words needs.
 constexpr int64_t kChunkWords = 4096;
+
 }  // namespace
 
 std::size_t ReadBandwidthProbe::default_bytes() {

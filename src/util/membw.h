@@ -12,8 +12,8 @@ namespace qllm {
 
 // A buffer far larger than the last-level cache, streamed by all pool threads. It is allocated
 // and paged in once, so that it can be measured again and again beside the work it bounds: on a
-// shared host the bandwidth moved by a third within minutes, and a bound measured once, apart
-// from the runs, said more about the minute than about the code.
+// shared host the bandwidth drifted between 13 and 26 GB/s within minutes, and a bound measured
+// once, apart from the runs, said more about the minute than about the code.
 class ReadBandwidthProbe {
  public:
   // The buffer: 512 MiB, or 4x the last-level cache where that is larger, so that passes read
