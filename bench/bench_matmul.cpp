@@ -59,7 +59,7 @@ QTensor random_tensor(QType q, int64_t n_out, int64_t n_in, bool transposed) {
     while (n_in % w.group_size != 0 && w.group_size > 32) w.group_size -= 32;
     if (n_in % w.group_size != 0 || n_in <= 128) w.group_size = n_in;
   }
-  w.owned.resize(w.data_bytes());
+  w.owned = HugePageBuffer(w.data_bytes());
   uint64_t s = 0x9e3779b97f4a7c15ull;
   auto* d = reinterpret_cast<uint8_t*>(w.owned.data());
   const uint64_t n = w.owned.size();

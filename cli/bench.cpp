@@ -81,6 +81,7 @@ int run(const Opts& o) {
   else measure_bandwidth();
 
   const DecodeTraffic traffic = decode_traffic(*model);
+  const HugePageShare pages = weight_page_share(*model);
   // Average cached positions read per step over a run of n_gen steps from an empty context.
   const double kv_avg = traffic.kv_bytes_per_position * (o.n_gen + 1) / 2.0;
   const double bytes_per_token = traffic.weight_bytes + kv_avg;
@@ -106,6 +107,8 @@ int run(const Opts& o) {
     j["model_file_bytes"] = model_bytes;
     j["peak_rss_bytes"] = peak_rss;
     j["weight_bytes_per_token"] = traffic.weight_bytes;
+    j["weight_resident_bytes"] = pages.resident_bytes;
+    j["weight_huge_page_bytes"] = pages.huge_bytes;
     j["bytes_per_token"] = bytes_per_token;
     j["memory_bandwidth_bytes_per_s"] = bw;
     if (o.n_gen > 0) j["memory_bandwidth_runs"] = bw_runs;
@@ -129,6 +132,10 @@ int run(const Opts& o) {
               model_bytes / 1048576.0, traffic.weight_bytes / 1048576.0);
   std::printf("peak RSS    %.2f MiB (%.2fx the model files)\n", peak_rss / 1048576.0,
               peak_rss / model_bytes);
+  if (pages.resident_bytes > 0)
+    std::printf("pages       %.0f%% of the weights' %.2f MiB resident in 2 MiB pages\n",
+                100.0 * static_cast<double>(pages.huge_bytes) / static_cast<double>(pages.resident_bytes),
+                pages.resident_bytes / 1048576.0);
   if (o.n_gen > 0)
     std::printf("bandwidth   %.1f GB/s measured (read) beside the generation runs, %.1f-%.1f\n", bw / 1e9,
                 *std::min_element(bw_marks.begin(), bw_marks.end()) / 1e9,

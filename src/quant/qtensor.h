@@ -12,7 +12,8 @@
 //                 After kernels/cpu/prepare.h repacks it (`layout` RowChunked or Interleaved16),
 //                 the same values are row-major in SIMD-friendly chunks; see prepare.h.
 // Scales and shifts are small, so they are widened to f32 once at load time. `owned` holds data
-// that had to be copied or repacked; `data` then points into it.
+// that had to be copied or repacked, in memory placed for 2 MiB pages (util/huge_pages.h);
+// `data` then points into it.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +22,7 @@
 
 #include "format/dtype.h"
 #include "quant/qtype.h"
+#include "util/huge_pages.h"
 
 namespace qllm {
 
@@ -37,7 +39,7 @@ struct QTensor {
   std::vector<float> scale;         // QInt8/QFloat8: [n_out]; QInt4/QInt2: [n_groups]
   std::vector<float> shift;         // QInt4/QInt2: [n_groups]
   DType scale_dtype = DType::F32;   // dtype the scales were stored in (the model's dtype)
-  std::vector<std::byte> owned;
+  HugePageBuffer owned;
 
   int64_t n_groups() const { return group_size ? n_out * n_in / group_size : 0; }
   // Bytes of weight data as stored (packed), without scales.

@@ -34,6 +34,14 @@ DecodeTraffic decode_traffic(const Model& model) {
   return t;
 }
 
+HugePageShare weight_page_share(const Model& model) {
+  std::vector<std::span<const std::byte>> ranges;
+  for_each_linear(model.weights(), [&](const Linear& l) {
+    if (l.w.data) ranges.emplace_back(l.w.data, l.w.data_bytes());
+  });
+  return huge_page_share(ranges);
+}
+
 namespace {
 
 std::vector<int32_t> random_ids(int64_t n, int64_t n_vocab) {

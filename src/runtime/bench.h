@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/model.h"
+#include "util/huge_pages.h"
 
 namespace qllm {
 
@@ -30,6 +31,10 @@ struct DecodeTraffic {
   uint64_t kv_bytes_per_position = 0;  // K and V of all layers for one cached position
 };
 DecodeTraffic decode_traffic(const Model& model);
+
+// How much of the memory that holds the matrices a decode step streams is resident, and in
+// 2 MiB pages (util/huge_pages.h): the model file's mapping and the repacked weights.
+HugePageShare weight_page_share(const Model& model);
 
 SpeedStats bench_prompt(const Model& model, int64_t n_prompt, int reps);
 // between_runs, if set, is called after the warm-up token, between the runs and after the last

@@ -63,7 +63,7 @@ std::size_t ReadBandwidthProbe::default_bytes() {
 ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, std::size_t bytes)
     : pool_(pool),
       n_(std::max<std::size_t>(bytes / sizeof(uint64_t) / kChunkWords, 1) * kChunkWords),
-      buf_(new uint64_t[n_]),
+      buf_(static_cast<uint64_t*>(allocate_huge_aligned(n_ * sizeof(uint64_t))), Unmap{n_ * sizeof(uint64_t)}),
       sinks_(static_cast<std::size_t>(pool.size()) * 8) {
   // Touch every page from the threads that will read it, so each pass measures reads only.
   pool_.parallel_for(static_cast<int64_t>(n_), [&](int64_t b, int64_t e) {

@@ -40,7 +40,7 @@ QTensor random_qtensor(QType q, const Shape& s, bool chunked, std::mt19937& rng)
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   const bool packed = q == QType::QInt4 || q == QType::QInt2;
   if (packed) w.group_size = s.group;
-  std::vector<std::byte> bytes(static_cast<std::size_t>(w.data_bytes()));
+  HugePageBuffer bytes(static_cast<std::size_t>(w.data_bytes()));
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     switch (q) {
       case QType::F32: {

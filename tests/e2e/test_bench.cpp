@@ -35,6 +35,10 @@ TEST_F(BenchStories, Json) {
   EXPECT_LE(weights, 4.0 * 260032);
   EXPECT_GE(weights, 4.0 * (260032 - 511 * 64));
   EXPECT_GE(j["bytes_per_token"].get<double>(), weights);  // plus the KV cache
+  // The mapping that holds them, the whole file, is resident after the runs. At 1 MiB it is
+  // smaller than a 2 MiB page, so none of it is in one.
+  EXPECT_GE(j["weight_resident_bytes"].get<double>(), weights);
+  EXPECT_EQ(j["weight_huge_page_bytes"].get<double>(), 0.0);
   for (const char* test : {"pp", "tg"}) {
     EXPECT_EQ(j[test]["runs"].size(), 2u) << test;
     EXPECT_GT(j[test]["tokens_per_s"].get<double>(), 0.0) << test;

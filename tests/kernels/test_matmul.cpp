@@ -67,7 +67,7 @@ QTensor random_tensor(QType q, bool transposed, int64_t n_out, int64_t n_in, int
   if (qtype_info(q).affine) w.group_size = group_size;
   std::uniform_real_distribution<float> val(-1.0f, 1.0f), pos(0.005f, 0.05f);
   std::uniform_int_distribution<int> byte(0, 255);
-  w.owned.resize(w.data_bytes());
+  w.owned = HugePageBuffer(w.data_bytes());
   auto* d = reinterpret_cast<uint8_t*>(w.owned.data());
   const int64_t n = n_out * n_in;
   switch (q) {

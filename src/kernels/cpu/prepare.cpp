@@ -95,7 +95,7 @@ void prepare_for_kernels(QTensor& w, Layout layout) {
   const int64_t rb = geo.row_bytes, n_groups = w.n_groups(), gpr = geo.groups_per_row;
   const bool tiled = layout == Layout::Interleaved16;
   const int64_t rows = tiled ? (w.n_out + kTileRows - 1) / kTileRows * kTileRows : w.n_out;
-  std::vector<std::byte> out(static_cast<std::size_t>(rb * rows));  // zero: padding rows
+  HugePageBuffer out(static_cast<std::size_t>(rb * rows));  // zero: padding rows
   auto* dst = reinterpret_cast<uint8_t*>(out.data());
   const auto* src = reinterpret_cast<const uint8_t*>(w.data);
   auto repack = [&](int64_t g0, int64_t g1, uint8_t* to) {
