@@ -39,8 +39,20 @@ void* map_huge_aligned(std::size_t len, int prot, int flags, int fd) {
   return p;
 }
 
+// Buffers under kHugePageBytes share slabs, so that small matrices also lie in 2 MiB pages. In
+// mappings of their own, GPT-2's int4 matrices (288 KiB-1.1 MiB) had only 29% of the model's
+// repacked bytes in 2 MiB pages, and 99% in slabs. A slab is handed out front to back, never
+// reused, and unmapped with its last buffer, so every buffer starts zeroed. The untouched tail
+// of a slab is reserved address space, not memory.
+struct HugePageBuffer::Slab {
+  std::byte* base = nullptr;
+  std::size_t used = 0;
+  int live = 0;  // buffers not yet freed
+};
+
+namespace {
+
 void* allocate_huge_aligned(std::size_t bytes) {
-  if (bytes == 0) return nullptr;
   void* p = map_huge_aligned(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
   if (p == MAP_FAILED) throw std::bad_alloc();
   return p;
@@ -49,19 +61,6 @@ void* allocate_huge_aligned(std::size_t bytes) {
 void free_huge_aligned(void* p, std::size_t bytes) {
   if (p) ::munmap(p, bytes);
 }
-
-// Buffers under kHugePageBytes share slabs, so that small matrices also lie in 2 MiB pages. In
-// mappings of their own, GPT-2's int4 matrices (288 KiB-1.1 MiB) had only 29% of the model's
-// repacked bytes in 2 MiB pages, and 99% in slabs. A slab is handed out front to back, never reused, and unmapped with
-// its last buffer, so every buffer starts zeroed. The untouched tail of a slab is reserved
-// address space, not memory.
-struct HugePageBuffer::Slab {
-  std::byte* base = nullptr;
-  std::size_t used = 0;
-  int live = 0;  // buffers not yet freed
-};
-
-namespace {
 
 constexpr std::size_t kSlabBytes = 16 * kHugePageBytes;
 constexpr std::size_t kSlabAlign = 64;  // a cache line

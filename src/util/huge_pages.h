@@ -27,15 +27,11 @@ inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 // as mmap does. Release with munmap(p, len).
 void* map_huge_aligned(std::size_t len, int prot, int flags, int fd);
 
-// Anonymous memory from map_huge_aligned, zero-filled by the kernel as it is first touched:
-// no pass over it on the allocating thread. Throws std::bad_alloc.
-void* allocate_huge_aligned(std::size_t bytes);
-void free_huge_aligned(void* p, std::size_t bytes);
-
-// An owned, zero-filled byte buffer in memory from allocate_huge_aligned, for weights that
-// decode streams from memory rather than from the file (repacked int4/int2). Buffers under
-// kHugePageBytes share larger mappings (huge_pages.cpp). Pages are faulted in by whichever
-// threads write them first, in parallel when the repacking is. Copies are deep.
+// An owned byte buffer of anonymous memory from map_huge_aligned, for what decode and the
+// bandwidth probe stream from memory rather than from the file (repacked int4/int2 weights).
+// The kernel zero-fills its pages as whichever threads first touch them, in parallel when the
+// repacking is: no pass over it on the allocating thread. Buffers under kHugePageBytes share
+// larger mappings (huge_pages.cpp). Throws std::bad_alloc. Copies are deep.
 class HugePageBuffer {
  public:
   HugePageBuffer() = default;

@@ -63,11 +63,11 @@ std::size_t ReadBandwidthProbe::default_bytes() {
 ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, std::size_t bytes)
     : pool_(pool),
       n_(std::max<std::size_t>(bytes / sizeof(uint64_t) / kChunkWords, 1) * kChunkWords),
-      buf_(static_cast<uint64_t*>(allocate_huge_aligned(n_ * sizeof(uint64_t))), Unmap{n_ * sizeof(uint64_t)}),
+      buf_(n_ * sizeof(uint64_t)),
       sinks_(static_cast<std::size_t>(pool.size()) * 8) {
   // Touch every page from the threads that will read it, so each pass measures reads only.
   pool_.parallel_for(static_cast<int64_t>(n_), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) buf_[i] = static_cast<uint64_t>(i);
+    for (int64_t i = b; i < e; ++i) words()[i] = static_cast<uint64_t>(i);
   }, kChunkWords);
 }
 
@@ -77,7 +77,7 @@ double ReadBandwidthProbe::measure(int passes) {
   for (int r = 0; r < passes; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     pool_.parallel_for(n, [&](int64_t b, int64_t e) {
-      sinks_[static_cast<std::size_t>(b * pool_.size() / n) * 8] += sum_words(buf_.get() + b, e - b);
+      sinks_[static_cast<std::size_t>(b * pool_.size() / n) * 8] += sum_words(words() + b, e - b);
     }, kChunkWords);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s > 0) best = std::max(best, static_cast<double>(bytes()) / s);

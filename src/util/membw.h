@@ -3,7 +3,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "util/huge_pages.h"
@@ -32,11 +31,9 @@ class ReadBandwidthProbe {
  private:
   ThreadPool& pool_;
   std::size_t n_ = 0;  // words
-  struct Unmap {
-    std::size_t bytes;
-    void operator()(uint64_t* p) const { free_huge_aligned(p, bytes); }
-  };
-  std::unique_ptr<uint64_t[], Unmap> buf_;
+  uint64_t* words() { return reinterpret_cast<uint64_t*>(buf_.data()); }
+
+  HugePageBuffer buf_;
   std::vector<uint64_t> sinks_;  // one cache line per thread
 };
 

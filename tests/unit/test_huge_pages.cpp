@@ -19,17 +19,16 @@ bool huge_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kHuge
 
 TEST(HugePages, LargeBlocksStartOnA2MiBBoundaryAndAreZeroed) {
   for (std::size_t bytes : {kHugePageBytes, 5 * kHugePageBytes + 123}) {
-    auto* p = static_cast<uint8_t*>(allocate_huge_aligned(bytes));
+    HugePageBuffer buf(bytes);
+    auto* p = reinterpret_cast<uint8_t*>(buf.data());
     EXPECT_TRUE(huge_aligned(p)) << bytes;
     EXPECT_EQ(p[0], 0);
     EXPECT_EQ(p[bytes - 1], 0);
     std::memset(p, 0xab, bytes);  // every byte writable, the last page's tail included
     EXPECT_EQ(p[bytes - 1], 0xab);
-    free_huge_aligned(p, bytes);
   }
-  auto* small = static_cast<uint8_t*>(allocate_huge_aligned(100));
-  std::memset(small, 1, 100);
-  free_huge_aligned(small, 100);
+  HugePageBuffer small(100);
+  std::memset(small.data(), 1, 100);
 }
 
 TEST(HugePages, BuffersOfRepackedBytes) {
